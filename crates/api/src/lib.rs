@@ -1,0 +1,1 @@
+//! The HTTP API (axum) under /api/v1: resources, imports, reports, auth and the OpenAPI document.

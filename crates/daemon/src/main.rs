@@ -1,0 +1,5 @@
+//! The vigil daemon.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

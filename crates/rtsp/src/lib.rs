@@ -1,0 +1,1 @@
+//! RTSP puller (retina): one supervised task per camera feeding the segment store.

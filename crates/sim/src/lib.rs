@@ -1,0 +1,1 @@
+//! Simulators for demos, tests and load: a synthetic city, RTSP cameras and GB/T 28181 devices.

@@ -1,0 +1,1 @@
+//! The segmented on-disk recording store: crash-safe writer, recovery, retention and time-range reader.
