@@ -1,1 +1,5 @@
 //! The HTTP API (axum) under /api/v1: resources, imports, reports, auth and the OpenAPI document.
+
+pub mod problem;
+pub mod text;
+pub mod token;
