@@ -1,1 +1,3 @@
 //! Simulators for demos, tests and load: a synthetic city, RTSP cameras and GB/T 28181 devices.
+
+pub mod rtsp;

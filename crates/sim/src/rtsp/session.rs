@@ -1,0 +1,412 @@
+//! One RTSP connection: answers requests and, after PLAY, streams the clip.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::{BufMut, Bytes, BytesMut};
+use parking_lot::RwLock;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::request::{self, Request};
+use super::{Clip, Codec, Fault, Stream, Streams};
+
+/// Frames queued towards a slow TCP client before the streamer waits for it.
+const WRITE_QUEUE: usize = 64;
+
+#[derive(Debug, Clone)]
+enum Transport {
+    Interleaved { rtp_channel: u8 },
+    Udp { client_rtp: SocketAddr },
+}
+
+struct Session {
+    id: String,
+    peer: SocketAddr,
+    local: SocketAddr,
+    streams: Arc<RwLock<Streams>>,
+    out: mpsc::Sender<Bytes>,
+    stream: Option<Stream>,
+    transport: Option<Transport>,
+    ssrc: u32,
+    first_seq: u16,
+    first_ts: u32,
+    playing: Option<CancellationToken>,
+    cancel: CancellationToken,
+}
+
+pub(super) async fn serve(
+    socket: TcpStream,
+    peer: SocketAddr,
+    streams: Arc<RwLock<Streams>>,
+    cancel: CancellationToken,
+) {
+    let local = match socket.local_addr() {
+        Ok(addr) => addr,
+        Err(error) => {
+            tracing::debug!(%peer, %error, "sim RTSP connection lost before it started");
+            return;
+        }
+    };
+    let (mut reader, mut writer) = socket.into_split();
+    let (out, mut queue) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let writer_cancel = cancel.clone();
+    let write_task = tokio::spawn(async move {
+        while let Some(bytes) = queue.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        writer_cancel.cancel();
+    });
+
+    let mut session = Session {
+        id: format!("{:016x}", random_u64()),
+        peer,
+        local,
+        streams,
+        out,
+        stream: None,
+        transport: None,
+        ssrc: random_u64() as u32,
+        first_seq: random_u64() as u16,
+        first_ts: random_u64() as u32,
+        playing: None,
+        cancel: cancel.clone(),
+    };
+    let mut buf = BytesMut::with_capacity(4096);
+    'connection: loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+        }
+        loop {
+            // Interleaved data from the client (RTCP receiver reports) is skipped.
+            if buf.first() == Some(&b'$') {
+                if buf.len() < 4 {
+                    break;
+                }
+                let len = 4 + usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+                if buf.len() < len {
+                    break;
+                }
+                let _ = buf.split_to(len);
+                continue;
+            }
+            match request::parse(&buf) {
+                Ok(None) => break,
+                Ok(Some((req, used))) => {
+                    let _ = buf.split_to(used);
+                    let close = session.handle(&req).await;
+                    if close {
+                        break 'connection;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "sim RTSP: bad request, closing");
+                    let _ = session
+                        .out
+                        .send(Bytes::from("RTSP/1.0 400 Bad Request\r\nCSeq: 0\r\n\r\n"))
+                        .await;
+                    break 'connection;
+                }
+            }
+        }
+    }
+    if let Some(playing) = session.playing.take() {
+        playing.cancel();
+    }
+    drop(session);
+    let _ = write_task.await;
+}
+
+impl Session {
+    /// Answers one request. Returns true when the connection should close.
+    async fn handle(&mut self, req: &Request) -> bool {
+        let cseq = req.cseq().to_owned();
+        let (status, headers, body, close) = match req.method.as_str() {
+            "OPTIONS" => (
+                "200 OK",
+                "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER\r\n"
+                    .to_owned(),
+                String::new(),
+                false,
+            ),
+            "DESCRIBE" => match self.streams.read().find(req.path()) {
+                Some(stream) => {
+                    let sdp = sdp(&stream.clip, self.local);
+                    self.stream = Some(stream);
+                    let base = format!("{}/", req.uri.trim_end_matches('/'));
+                    (
+                        "200 OK",
+                        format!("Content-Base: {base}\r\nContent-Type: application/sdp\r\n"),
+                        sdp,
+                        false,
+                    )
+                }
+                None => ("404 Not Found", String::new(), String::new(), false),
+            },
+            "SETUP" => self.setup(req).await,
+            "PLAY" => self.play(req),
+            "GET_PARAMETER" | "SET_PARAMETER" => {
+                ("200 OK", String::new(), String::new(), false)
+            }
+            "TEARDOWN" => {
+                if let Some(playing) = self.playing.take() {
+                    playing.cancel();
+                }
+                ("200 OK", String::new(), String::new(), true)
+            }
+            _ => ("501 Not Implemented", String::new(), String::new(), false),
+        };
+        let mut response = format!("RTSP/1.0 {status}\r\nCSeq: {cseq}\r\n");
+        if self.transport.is_some() {
+            let _ = write!(response, "Session: {};timeout=60\r\n", self.id);
+        }
+        response.push_str(&headers);
+        if !body.is_empty() {
+            let _ = write!(response, "Content-Length: {}\r\n", body.len());
+        }
+        response.push_str("\r\n");
+        response.push_str(&body);
+        let sent = self.out.send(Bytes::from(response)).await.is_ok();
+        close || !sent
+    }
+
+    async fn setup(&mut self, req: &Request) -> (&'static str, String, String, bool) {
+        if self.stream.is_none() {
+            self.stream = self.streams.read().find(req.path());
+        }
+        if self.stream.is_none() {
+            return ("404 Not Found", String::new(), String::new(), false);
+        }
+        let requested = req.header("Transport").unwrap_or_default();
+        let ssrc = self.ssrc;
+        if let Some(ports) = param(requested, "client_port") {
+            let Some(rtp_port) = ports.split('-').next().and_then(|p| p.parse::<u16>().ok())
+            else {
+                return ("461 Unsupported Transport", String::new(), String::new(), false);
+            };
+            self.transport = Some(Transport::Udp {
+                client_rtp: SocketAddr::new(self.peer.ip(), rtp_port),
+            });
+            let header = format!(
+                "Transport: RTP/AVP;unicast;client_port={ports};server_port=0-0;ssrc={ssrc:08X}\r\n"
+            );
+            return ("200 OK", header, String::new(), false);
+        }
+        let channels = param(requested, "interleaved").unwrap_or("0-1");
+        let rtp_channel = channels
+            .split('-')
+            .next()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        self.transport = Some(Transport::Interleaved { rtp_channel });
+        let header = format!(
+            "Transport: RTP/AVP/TCP;unicast;interleaved={channels};ssrc={ssrc:08X}\r\n"
+        );
+        ("200 OK", header, String::new(), false)
+    }
+
+    fn play(&mut self, req: &Request) -> (&'static str, String, String, bool) {
+        let (Some(stream), Some(transport)) = (self.stream.clone(), self.transport.clone()) else {
+            return (
+                "455 Method Not Valid In This State",
+                String::new(),
+                String::new(),
+                false,
+            );
+        };
+        if self.playing.is_none() {
+            let token = self.cancel.child_token();
+            self.playing = Some(token.clone());
+            let media = Media {
+                stream,
+                ssrc: self.ssrc,
+                seq: self.first_seq,
+                first_ts: self.first_ts,
+                out: self.out.clone(),
+                session: self.cancel.clone(),
+                bind_ip: self.local.ip(),
+            };
+            tokio::spawn(async move { media.run(transport, token).await });
+        }
+        let url = format!("{}/track1", req.uri.trim_end_matches('/'));
+        let header = format!(
+            "Range: npt=0.000-\r\nRTP-Info: url={url};seq={};rtptime={}\r\n",
+            self.first_seq, self.first_ts
+        );
+        ("200 OK", header, String::new(), false)
+    }
+}
+
+/// The media half of a playing session.
+struct Media {
+    stream: Stream,
+    ssrc: u32,
+    seq: u16,
+    first_ts: u32,
+    out: mpsc::Sender<Bytes>,
+    session: CancellationToken,
+    bind_ip: std::net::IpAddr,
+}
+
+impl Media {
+    async fn run(mut self, transport: Transport, cancel: CancellationToken) {
+        let udp = match &transport {
+            Transport::Udp { .. } => match UdpSocket::bind(SocketAddr::new(self.bind_ip, 0)).await
+            {
+                Ok(socket) => Some(socket),
+                Err(error) => {
+                    tracing::warn!(%error, "sim RTSP: cannot bind a UDP socket");
+                    return;
+                }
+            },
+            Transport::Interleaved { .. } => None,
+        };
+        let clip = self.stream.clip.clone();
+        let frame_interval = Duration::from_secs(1) / clip.fps;
+        let start = Instant::now();
+        let mut jump: i64 = 0;
+        for n in 0u64.. {
+            let deadline = start + frame_interval * u32::try_from(n).unwrap_or(u32::MAX);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+            let elapsed = deadline - start;
+            match self.stream.fault {
+                Fault::StallAfter(after) if elapsed >= after => {
+                    cancel.cancelled().await;
+                    return;
+                }
+                Fault::DisconnectAfter(after) if elapsed >= after => {
+                    self.session.cancel();
+                    return;
+                }
+                Fault::ClockJumpAfter { after, ticks } if elapsed >= after => jump = ticks,
+                _ => {}
+            }
+            let frame = &clip.frames[(n % clip.frames.len() as u64) as usize];
+            if frame.is_key && self.stream.fault == Fault::NoKeyFrames {
+                continue;
+            }
+            let ts = (i64::from(self.first_ts) + n as i64 * i64::from(clip.frame_ticks()) + jump)
+                as u32;
+            let sent = match (&transport, &udp) {
+                (Transport::Interleaved { rtp_channel }, _) => {
+                    let mut buf = BytesMut::with_capacity(frame.bytes + frame.payloads.len() * 16);
+                    for (i, payload) in frame.payloads.iter().enumerate() {
+                        let marker = i + 1 == frame.payloads.len();
+                        buf.put_u8(b'$');
+                        buf.put_u8(*rtp_channel);
+                        buf.put_u16((12 + payload.len()) as u16);
+                        self.put_rtp_header(&mut buf, marker, ts);
+                        buf.put_slice(payload);
+                    }
+                    self.out.send(buf.freeze()).await.is_ok()
+                }
+                (Transport::Udp { client_rtp }, Some(socket)) => {
+                    let mut ok = true;
+                    for (i, payload) in frame.payloads.iter().enumerate() {
+                        let marker = i + 1 == frame.payloads.len();
+                        let mut buf = BytesMut::with_capacity(12 + payload.len());
+                        self.put_rtp_header(&mut buf, marker, ts);
+                        buf.put_slice(payload);
+                        ok &= socket.send_to(&buf, client_rtp).await.is_ok();
+                    }
+                    ok
+                }
+                (Transport::Udp { .. }, None) => false,
+            };
+            if !sent {
+                return;
+            }
+        }
+    }
+
+    fn put_rtp_header(&mut self, buf: &mut BytesMut, marker: bool, ts: u32) {
+        buf.put_u8(0x80);
+        buf.put_u8((u8::from(marker) << 7) | 96);
+        buf.put_u16(self.seq);
+        buf.put_u32(ts);
+        buf.put_u32(self.ssrc);
+        self.seq = self.seq.wrapping_add(1);
+    }
+}
+
+/// The SDP describing `clip`'s one video track.
+fn sdp(clip: &Clip, local: SocketAddr) -> String {
+    let b64 = |b: &Bytes| base64::engine::general_purpose::STANDARD.encode(b);
+    let (rtpmap, fmtp) = match clip.codec {
+        Codec::H264 => {
+            let sps = &clip.parameter_sets[0];
+            let profile_level = sps.get(1..4).map(hex_upper).unwrap_or_default();
+            (
+                "H264/90000",
+                format!(
+                    "packetization-mode=1;profile-level-id={profile_level};sprop-parameter-sets={},{}",
+                    b64(&clip.parameter_sets[0]),
+                    b64(&clip.parameter_sets[1])
+                ),
+            )
+        }
+        Codec::H265 => (
+            "H265/90000",
+            format!(
+                "sprop-vps={};sprop-sps={};sprop-pps={}",
+                b64(&clip.parameter_sets[0]),
+                b64(&clip.parameter_sets[1]),
+                b64(&clip.parameter_sets[2])
+            ),
+        ),
+    };
+    let ip = local.ip();
+    format!(
+        "v=0\r\no=- 0 0 IN IP4 {ip}\r\ns=vigil simulated camera\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         a=control:*\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 {rtpmap}\r\na=fmtp:96 {fmtp}\r\n\
+         a=control:track1\r\n"
+    )
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// The value of `name=value` inside a `;`-separated header value.
+fn param<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|part| {
+        let (key, value) = part.trim().split_once('=')?;
+        key.eq_ignore_ascii_case(name).then_some(value)
+    })
+}
+
+fn random_u64() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        // The OS random source failing is not worth refusing a simulated camera over.
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x5eed, |d| d.as_nanos() as u64)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_params_are_found_case_insensitively() {
+        let t = "RTP/AVP/TCP;unicast;Interleaved=2-3";
+        assert_eq!(param(t, "interleaved"), Some("2-3"));
+        assert_eq!(param(t, "client_port"), None);
+    }
+}
