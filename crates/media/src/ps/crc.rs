@@ -1,0 +1,52 @@
+//! CRC-32/MPEG-2 (ISO/IEC 13818-1 annex A): polynomial 0x04C11DB7, initial value all ones,
+//! no reflection, no final XOR. Used for the program stream map we write; only a few hundred
+//! bytes per key frame, so a bitwise loop is fast enough.
+
+/// CRC-32/MPEG-2 of `data`.
+pub fn crc32_mpeg2(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_value() {
+        // The standard check value of CRC-32/MPEG-2.
+        assert_eq!(crc32_mpeg2(b"123456789"), 0x0376_E6E7);
+    }
+
+    #[test]
+    fn hikvision_psm_crc_is_little_endian() {
+        // PSM of ps/PsPacketDecodeNormal_1.bin (offset 44, 100 bytes): the camera stores the
+        // CRC_32 byte-swapped (`cb 85 54 b9` for 0xB95485CB). The InvalidStartCode vector
+        // (another Hikvision IPC) does the same; see the demuxer's `PsmCrc` policy.
+        let psm: [u8; 100] = [
+            0x00, 0x00, 0x01, 0xbc, 0x00, 0x5e, 0xfc, 0xff, 0x00, 0x24, 0x40, 0x0e, 0x48, 0x4b,
+            0x01, 0x00, 0x16, 0x9b, 0xa5, 0x22, 0x2e, 0xf7, 0x00, 0xff, 0xff, 0xff, 0x41, 0x12,
+            0x48, 0x4b, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b,
+            0x0c, 0x0d, 0x0e, 0x0f, 0x00, 0x30, 0x1b, 0xe0, 0x00, 0x1c, 0x42, 0x0e, 0x07, 0x10,
+            0x10, 0xea, 0x02, 0x80, 0x01, 0xe0, 0x11, 0x30, 0x00, 0x00, 0x1c, 0x20, 0x2a, 0x0a,
+            0x7f, 0xff, 0x00, 0x00, 0x07, 0x08, 0x1f, 0xfe, 0x50, 0x3c, 0x0f, 0xc0, 0x00, 0x0c,
+            0x43, 0x0a, 0x00, 0x90, 0xfe, 0x02, 0xb1, 0x13, 0x01, 0xf4, 0x03, 0xff, 0xcb, 0x85,
+            0x54, 0xb9,
+        ];
+        assert_eq!(crc32_mpeg2(&psm[..96]), 0xb954_85cb);
+        assert_eq!(
+            u32::from_le_bytes([psm[96], psm[97], psm[98], psm[99]]),
+            crc32_mpeg2(&psm[..96])
+        );
+    }
+}
