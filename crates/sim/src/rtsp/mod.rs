@@ -1,10 +1,14 @@
 //! Simulated RTSP cameras: a small RTSP/1.0 server that serves a clip in a loop, paced in real
 //! time, over TCP interleaved or UDP. It is for demos, load harnesses and fault injection
-//! (stalls, disconnects, clock jumps, streams without key frames); the recording tests' real peer
-//! is GStreamer's RTSP server.
+//! (stalls, disconnects, clock jumps, streams without key frames, malformed packets); the
+//! recording tests' real peer is GStreamer's RTSP server.
 //!
 //! Every path `/<name>` registered with [`SimServer::add_stream`] is a camera; a default stream
 //! may answer any other path, so a load harness can open `/cam/0` … `/cam/299` on one clip.
+//!
+//! Clips come from raw Annex B streams ([`Clip::from_annex_b`], cut into access units by
+//! `vigil-media`) or from the bundled [`DemoClip`]s. The simulator is checked end to end
+//! against ffprobe (TCP and UDP) and retina in `tests/rtsp_sim.rs`.
 
 mod clip;
 mod packetize;
@@ -13,6 +17,7 @@ mod session;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +25,7 @@ use parking_lot::RwLock;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use clip::{AccessUnit, Clip, ClipError, ClipFrame, Codec, MAX_RTP_PAYLOAD};
+pub use clip::{AccessUnit, Clip, ClipError, ClipFrame, DemoClip, MAX_RTP_PAYLOAD};
 
 /// A fault the simulated camera injects, for testing how the puller copes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,6 +40,9 @@ pub enum Fault {
     ClockJumpAfter { after: Duration, ticks: i64 },
     /// Never send a key frame (drops key frames from the loop).
     NoKeyFrames,
+    /// After this long, send one malformed RTP payload (a fragmentation unit continuing a
+    /// fragment that never started), then carry on as normal.
+    CorruptAfter(Duration),
 }
 
 /// One simulated camera stream.
@@ -62,11 +70,19 @@ impl Streams {
     }
 }
 
+/// Counters over every session of one server (read by load harnesses).
+#[derive(Debug, Default)]
+struct SimStats {
+    frames_sent: AtomicU64,
+    sessions: AtomicU64,
+}
+
 /// A running simulated RTSP server.
 #[derive(Debug, Clone)]
 pub struct SimServer {
     addr: SocketAddr,
     streams: Arc<RwLock<Streams>>,
+    stats: Arc<SimStats>,
     cancel: CancellationToken,
 }
 
@@ -78,6 +94,7 @@ impl SimServer {
         let server = SimServer {
             addr: listener.local_addr()?,
             streams: Arc::default(),
+            stats: Arc::default(),
             cancel,
         };
         let accept = server.clone();
@@ -105,6 +122,17 @@ impl SimServer {
         format!("rtsp://{}{}", self.addr, path)
     }
 
+    /// Access units sent so far, over all sessions (a frame counts once it was handed to the
+    /// TCP writer or the UDP socket).
+    pub fn frames_sent(&self) -> u64 {
+        self.stats.frames_sent.load(Ordering::Relaxed)
+    }
+
+    /// RTSP connections accepted so far.
+    pub fn sessions(&self) -> u64 {
+        self.stats.sessions.load(Ordering::Relaxed)
+    }
+
     pub fn stop(&self) {
         self.cancel.cancel();
     }
@@ -118,7 +146,9 @@ impl SimServer {
                         let _ = socket.set_nodelay(true);
                         let streams = self.streams.clone();
                         let cancel = self.cancel.child_token();
-                        tokio::spawn(session::serve(socket, peer, streams, cancel));
+                        self.stats.sessions.fetch_add(1, Ordering::Relaxed);
+                        let stats = self.stats.clone();
+                        tokio::spawn(session::serve(socket, peer, streams, stats, cancel));
                     }
                     Err(error) => {
                         tracing::warn!(%error, "sim RTSP accept failed");

@@ -7,23 +7,23 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::clip::Codec;
+use vigil_media::VideoCodec;
 
 /// Splits one NAL unit (without start code or length prefix) into RTP payloads of at most
 /// `max_payload` bytes.
-pub fn packetize_nal(codec: Codec, nal: &[u8], max_payload: usize, out: &mut Vec<Bytes>) {
+pub fn packetize_nal(codec: VideoCodec, nal: &[u8], max_payload: usize, out: &mut Vec<Bytes>) {
     if nal.len() <= max_payload {
         out.push(Bytes::copy_from_slice(nal));
         return;
     }
     match codec {
-        Codec::H264 => fragment(nal, 1, max_payload, out, |header, start, end| {
+        VideoCodec::H264 => fragment(nal, 1, max_payload, out, |header, start, end| {
             // FU indicator: F and NRI of the original NAL, type 28 (FU-A).
             let indicator = (header[0] & 0xE0) | 28;
             let fu_header = (u8::from(start) << 7) | (u8::from(end) << 6) | (header[0] & 0x1F);
             vec![indicator, fu_header]
         }),
-        Codec::H265 => fragment(nal, 2, max_payload, out, |header, start, end| {
+        VideoCodec::H265 => fragment(nal, 2, max_payload, out, |header, start, end| {
             // PayloadHdr: the original header with type 49 (FU); then the FU header.
             let nal_type = (header[0] >> 1) & 0x3F;
             let payload_hdr0 = (header[0] & 0x81) | (49 << 1);
@@ -61,15 +61,17 @@ mod tests {
     #[test]
     fn small_nal_is_a_single_packet() {
         let mut out = Vec::new();
-        packetize_nal(Codec::H264, &[0x65, 1, 2, 3], 1400, &mut out);
+        packetize_nal(VideoCodec::H264, &[0x65, 1, 2, 3], 1400, &mut out);
         assert_eq!(out, vec![Bytes::from_static(&[0x65, 1, 2, 3])]);
     }
 
     #[test]
     fn h264_fu_a_reassembles_to_the_original() {
-        let nal: Vec<u8> = std::iter::once(0x65).chain((0..5000u32).map(|i| i as u8)).collect();
+        let nal: Vec<u8> = std::iter::once(0x65)
+            .chain((0..5000u32).map(|i| i as u8))
+            .collect();
         let mut out = Vec::new();
-        packetize_nal(Codec::H264, &nal, 1400, &mut out);
+        packetize_nal(VideoCodec::H264, &nal, 1400, &mut out);
         assert!(out.len() > 3);
         assert!(out.iter().all(|p| p.len() <= 1400));
         assert_eq!(out[0][1] & 0x80, 0x80, "start bit on the first fragment");
@@ -85,9 +87,12 @@ mod tests {
     #[test]
     fn h265_fu_reassembles_to_the_original() {
         // IDR_W_RADL (type 19): header 0x26 0x01.
-        let nal: Vec<u8> = [0x26, 0x01].into_iter().chain((0..4000u32).map(|i| i as u8)).collect();
+        let nal: Vec<u8> = [0x26, 0x01]
+            .into_iter()
+            .chain((0..4000u32).map(|i| i as u8))
+            .collect();
         let mut out = Vec::new();
-        packetize_nal(Codec::H265, &nal, 1400, &mut out);
+        packetize_nal(VideoCodec::H265, &nal, 1400, &mut out);
         let mut rebuilt = vec![(out[0][0] & 0x81) | ((out[0][2] & 0x3F) << 1), out[0][1]];
         for p in &out {
             assert_eq!((p[0] >> 1) & 0x3F, 49);

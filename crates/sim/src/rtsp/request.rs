@@ -25,7 +25,10 @@ impl Request {
     /// The path of the request URI (`rtsp://host:port/path?q` → `/path`), without a trailing
     /// track control suffix.
     pub fn path(&self) -> &str {
-        let after_scheme = self.uri.split_once("://").map_or(self.uri.as_str(), |(_, r)| r);
+        let after_scheme = self
+            .uri
+            .split_once("://")
+            .map_or(self.uri.as_str(), |(_, r)| r);
         let path = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
         path.split('?').next().unwrap_or(path)
     }

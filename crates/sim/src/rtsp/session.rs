@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,15 +16,57 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::request::{self, Request};
-use super::{Clip, Codec, Fault, Stream, Streams};
+use vigil_media::VideoCodec;
+
+use super::{Clip, Fault, SimStats, Stream, Streams};
 
 /// Frames queued towards a slow TCP client before the streamer waits for it.
 const WRITE_QUEUE: usize = 64;
 
 #[derive(Debug, Clone)]
 enum Transport {
-    Interleaved { rtp_channel: u8 },
-    Udp { client_rtp: SocketAddr },
+    Interleaved {
+        rtp_channel: u8,
+    },
+    Udp {
+        client_rtp: SocketAddr,
+        sockets: Arc<UdpPair>,
+    },
+}
+
+/// The server's RTP and RTCP sockets of a UDP session, bound at SETUP so that the
+/// `server_port` it announces is where the media really comes from: clients such as retina
+/// `connect()` their sockets to that port and drop datagrams from anywhere else.
+#[derive(Debug)]
+struct UdpPair {
+    rtp: UdpSocket,
+    /// Never read: it exists so that the client's RTCP (receiver reports, NAT hole punching)
+    /// is not answered with ICMP port-unreachable, which would fail the client's socket.
+    _rtcp: UdpSocket,
+}
+
+impl UdpPair {
+    /// Binds an RTP socket and an RTCP socket on the next port up (RFC 3550 convention that
+    /// clients assume).
+    async fn bind(ip: std::net::IpAddr) -> std::io::Result<Self> {
+        let mut last_error = None;
+        for _ in 0..16 {
+            let rtp = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+            let port = rtp.local_addr()?.port();
+            let Some(next) = port.checked_add(1) else {
+                continue;
+            };
+            match UdpSocket::bind(SocketAddr::new(ip, next)).await {
+                Ok(rtcp) => return Ok(UdpPair { rtp, _rtcp: rtcp }),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| std::io::Error::other("no free UDP port pair")))
+    }
+
+    fn rtp_port(&self) -> u16 {
+        self.rtp.local_addr().map_or(0, |a| a.port())
+    }
 }
 
 struct Session {
@@ -31,6 +74,7 @@ struct Session {
     peer: SocketAddr,
     local: SocketAddr,
     streams: Arc<RwLock<Streams>>,
+    stats: Arc<SimStats>,
     out: mpsc::Sender<Bytes>,
     stream: Option<Stream>,
     transport: Option<Transport>,
@@ -45,6 +89,7 @@ pub(super) async fn serve(
     socket: TcpStream,
     peer: SocketAddr,
     streams: Arc<RwLock<Streams>>,
+    stats: Arc<SimStats>,
     cancel: CancellationToken,
 ) {
     let local = match socket.local_addr() {
@@ -71,6 +116,7 @@ pub(super) async fn serve(
         peer,
         local,
         streams,
+        stats,
         out,
         stream: None,
         transport: None,
@@ -192,15 +238,34 @@ impl Session {
         let requested = req.header("Transport").unwrap_or_default();
         let ssrc = self.ssrc;
         if let Some(ports) = param(requested, "client_port") {
-            let Some(rtp_port) = ports.split('-').next().and_then(|p| p.parse::<u16>().ok())
-            else {
-                return ("461 Unsupported Transport", String::new(), String::new(), false);
+            let Some(rtp_port) = ports.split('-').next().and_then(|p| p.parse::<u16>().ok()) else {
+                return (
+                    "461 Unsupported Transport",
+                    String::new(),
+                    String::new(),
+                    false,
+                );
             };
+            let sockets = match UdpPair::bind(self.local.ip()).await {
+                Ok(sockets) => Arc::new(sockets),
+                Err(error) => {
+                    tracing::warn!(%error, "sim RTSP: cannot bind UDP sockets");
+                    return (
+                        "500 Internal Server Error",
+                        String::new(),
+                        String::new(),
+                        false,
+                    );
+                }
+            };
+            let server_rtp = sockets.rtp_port();
             self.transport = Some(Transport::Udp {
                 client_rtp: SocketAddr::new(self.peer.ip(), rtp_port),
+                sockets,
             });
             let header = format!(
-                "Transport: RTP/AVP;unicast;client_port={ports};server_port=0-0;ssrc={ssrc:08X}\r\n"
+                "Transport: RTP/AVP;unicast;client_port={ports};server_port={server_rtp}-{};ssrc={ssrc:08X}\r\n",
+                u32::from(server_rtp) + 1
             );
             return ("200 OK", header, String::new(), false);
         }
@@ -211,9 +276,8 @@ impl Session {
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
         self.transport = Some(Transport::Interleaved { rtp_channel });
-        let header = format!(
-            "Transport: RTP/AVP/TCP;unicast;interleaved={channels};ssrc={ssrc:08X}\r\n"
-        );
+        let header =
+            format!("Transport: RTP/AVP/TCP;unicast;interleaved={channels};ssrc={ssrc:08X}\r\n");
         ("200 OK", header, String::new(), false)
     }
 
@@ -236,7 +300,7 @@ impl Session {
                 first_ts: self.first_ts,
                 out: self.out.clone(),
                 session: self.cancel.clone(),
-                bind_ip: self.local.ip(),
+                stats: self.stats.clone(),
             };
             tokio::spawn(async move { media.run(transport, token).await });
         }
@@ -257,26 +321,16 @@ struct Media {
     first_ts: u32,
     out: mpsc::Sender<Bytes>,
     session: CancellationToken,
-    bind_ip: std::net::IpAddr,
+    stats: Arc<SimStats>,
 }
 
 impl Media {
     async fn run(mut self, transport: Transport, cancel: CancellationToken) {
-        let udp = match &transport {
-            Transport::Udp { .. } => match UdpSocket::bind(SocketAddr::new(self.bind_ip, 0)).await
-            {
-                Ok(socket) => Some(socket),
-                Err(error) => {
-                    tracing::warn!(%error, "sim RTSP: cannot bind a UDP socket");
-                    return;
-                }
-            },
-            Transport::Interleaved { .. } => None,
-        };
         let clip = self.stream.clip.clone();
         let frame_interval = Duration::from_secs(1) / clip.fps;
         let start = Instant::now();
         let mut jump: i64 = 0;
+        let mut corrupted = false;
         for n in 0u64.. {
             let deadline = start + frame_interval * u32::try_from(n).unwrap_or(u32::MAX);
             tokio::select! {
@@ -300,36 +354,55 @@ impl Media {
             if frame.is_key && self.stream.fault == Fault::NoKeyFrames {
                 continue;
             }
-            let ts = (i64::from(self.first_ts) + n as i64 * i64::from(clip.frame_ticks()) + jump)
-                as u32;
-            let sent = match (&transport, &udp) {
-                (Transport::Interleaved { rtp_channel }, _) => {
-                    let mut buf = BytesMut::with_capacity(frame.bytes + frame.payloads.len() * 16);
-                    for (i, payload) in frame.payloads.iter().enumerate() {
-                        let marker = i + 1 == frame.payloads.len();
-                        buf.put_u8(b'$');
-                        buf.put_u8(*rtp_channel);
-                        buf.put_u16((12 + payload.len()) as u16);
-                        self.put_rtp_header(&mut buf, marker, ts);
-                        buf.put_slice(payload);
-                    }
-                    self.out.send(buf.freeze()).await.is_ok()
+            let ts =
+                (i64::from(self.first_ts) + n as i64 * i64::from(clip.frame_ticks()) + jump) as u32;
+            let mut payloads: Vec<&Bytes> = Vec::with_capacity(frame.payloads.len() + 1);
+            let corrupt;
+            if let Fault::CorruptAfter(after) = self.stream.fault {
+                if elapsed >= after && !corrupted {
+                    corrupted = true;
+                    corrupt = orphan_fragment(clip.codec);
+                    payloads.push(&corrupt);
                 }
-                (Transport::Udp { client_rtp }, Some(socket)) => {
-                    let mut ok = true;
-                    for (i, payload) in frame.payloads.iter().enumerate() {
-                        let marker = i + 1 == frame.payloads.len();
-                        let mut buf = BytesMut::with_capacity(12 + payload.len());
-                        self.put_rtp_header(&mut buf, marker, ts);
-                        buf.put_slice(payload);
-                        ok &= socket.send_to(&buf, client_rtp).await.is_ok();
-                    }
-                    ok
-                }
-                (Transport::Udp { .. }, None) => false,
-            };
-            if !sent {
+            }
+            payloads.extend(frame.payloads.iter());
+            if !self.send(&transport, &payloads, ts).await {
                 return;
+            }
+            self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends one access unit's payloads; the last carries the marker bit. False when the
+    /// client is gone.
+    async fn send(&mut self, transport: &Transport, payloads: &[&Bytes], ts: u32) -> bool {
+        match transport {
+            Transport::Interleaved { rtp_channel } => {
+                let total: usize = payloads.iter().map(|p| p.len() + 16).sum();
+                let mut buf = BytesMut::with_capacity(total);
+                for (i, payload) in payloads.iter().enumerate() {
+                    let marker = i + 1 == payloads.len();
+                    buf.put_u8(b'$');
+                    buf.put_u8(*rtp_channel);
+                    buf.put_u16((12 + payload.len()) as u16);
+                    self.put_rtp_header(&mut buf, marker, ts);
+                    buf.put_slice(payload);
+                }
+                self.out.send(buf.freeze()).await.is_ok()
+            }
+            Transport::Udp {
+                client_rtp,
+                sockets,
+            } => {
+                let mut ok = true;
+                for (i, payload) in payloads.iter().enumerate() {
+                    let marker = i + 1 == payloads.len();
+                    let mut buf = BytesMut::with_capacity(12 + payload.len());
+                    self.put_rtp_header(&mut buf, marker, ts);
+                    buf.put_slice(payload);
+                    ok &= sockets.rtp.send_to(&buf, client_rtp).await.is_ok();
+                }
+                ok
             }
         }
     }
@@ -348,7 +421,7 @@ impl Media {
 fn sdp(clip: &Clip, local: SocketAddr) -> String {
     let b64 = |b: &Bytes| base64::engine::general_purpose::STANDARD.encode(b);
     let (rtpmap, fmtp) = match clip.codec {
-        Codec::H264 => {
+        VideoCodec::H264 => {
             let sps = &clip.parameter_sets[0];
             let profile_level = sps.get(1..4).map(hex_upper).unwrap_or_default();
             (
@@ -360,7 +433,7 @@ fn sdp(clip: &Clip, local: SocketAddr) -> String {
                 ),
             )
         }
-        Codec::H265 => (
+        VideoCodec::H265 => (
             "H265/90000",
             format!(
                 "sprop-vps={};sprop-sps={};sprop-pps={}",
@@ -380,6 +453,18 @@ fn sdp(clip: &Clip, local: SocketAddr) -> String {
 
 fn hex_upper(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// A fragmentation unit that continues a fragment never started (start bit clear, no
+/// packet lost before it): RFC 6184 5.8 / RFC 7798 4.4.3 forbid it, so a conforming
+/// depacketizer must report bad data.
+fn orphan_fragment(codec: VideoCodec) -> Bytes {
+    match codec {
+        // FU-A indicator (NRI 3, type 28), FU header: S=0, E=0, type 5 (IDR slice).
+        VideoCodec::H264 => Bytes::from_static(&[0x7c, 0x05, 0xde, 0xad, 0xbe, 0xef]),
+        // PayloadHdr type 49, FU header: S=0, E=0, type 19 (IDR_W_RADL).
+        VideoCodec::H265 => Bytes::from_static(&[0x62, 0x01, 0x13, 0xde, 0xad, 0xbe, 0xef]),
+    }
 }
 
 /// The value of `name=value` inside a `;`-separated header value.
