@@ -5,7 +5,8 @@
 //! Each import is one sled batch (atomic) followed by an fsync, then one short write lock on the
 //! model. Typed calls (`import_grids`, …) number items from 0 in the order given; row calls
 //! (`import_grid_rows`, …) take the shared row shapes of `vigil_core::import`, parse them, and
-//! merge parse errors with validation errors, numbered by row.
+//! merge parse errors with validation errors, numbered by row. The `check_*_rows` calls run the
+//! same parsing and validation against the current state and write nothing (a dry run).
 
 use std::collections::{HashMap, HashSet};
 
@@ -50,6 +51,13 @@ pub struct RtspIdPolicy {
     pub domain: DomainCode,
     /// Network digit (14th digit).
     pub network: u8,
+}
+
+/// Whether an import writes or only validates (a dry run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Effect {
+    Apply,
+    DryRun,
 }
 
 /// Merges parse errors and validation errors (mapping item indices back to row numbers) and
@@ -116,7 +124,7 @@ impl Index {
         mode: ImportMode,
     ) -> Result<ImportReport, IndexError> {
         let _w = self.lock_writer()?;
-        self.import_grids_locked(grids, None, Vec::new(), mode)
+        self.import_grids_locked(grids, None, Vec::new(), mode, Effect::Apply)
     }
 
     /// Imports grid rows.
@@ -125,9 +133,28 @@ impl Index {
         rows: &[GridRow],
         mode: ImportMode,
     ) -> Result<ImportReport, IndexError> {
+        self.grid_rows(rows, mode, Effect::Apply)
+    }
+
+    /// Validates grid rows exactly as [`Index::import_grid_rows`] would, against the current
+    /// state, and writes nothing (a dry run). `applied` counts the rows that would be applied.
+    pub fn check_grid_rows(
+        &self,
+        rows: &[GridRow],
+        mode: ImportMode,
+    ) -> Result<ImportReport, IndexError> {
+        self.grid_rows(rows, mode, Effect::DryRun)
+    }
+
+    fn grid_rows(
+        &self,
+        rows: &[GridRow],
+        mode: ImportMode,
+        effect: Effect,
+    ) -> Result<ImportReport, IndexError> {
         let (items, numbers, errors) = parse_rows(rows, |i, r| r.to_grid(i));
         let _w = self.lock_writer()?;
-        self.import_grids_locked(items, Some(&numbers), errors, mode)
+        self.import_grids_locked(items, Some(&numbers), errors, mode, effect)
     }
 
     fn import_grids_locked(
@@ -136,6 +163,7 @@ impl Index {
         rows: Option<&[usize]>,
         errors: Vec<RowError>,
         mode: ImportMode,
+        effect: Effect,
     ) -> Result<ImportReport, IndexError> {
         let merged = self.read()?.plan_grids(&grids);
         let rejected = merged
@@ -144,6 +172,12 @@ impl Index {
             .map(|(i, e)| (i, ModelError::Grid(e)))
             .collect();
         let errors = settle(mode, rows, errors, rejected)?;
+        if effect == Effect::DryRun {
+            return Ok(ImportReport {
+                applied: merged.accepted.len(),
+                rejected: errors,
+            });
+        }
         let mut batch = sled::Batch::default();
         for &i in &merged.accepted {
             let g = &grids[i];
@@ -170,7 +204,7 @@ impl Index {
         mode: ImportMode,
     ) -> Result<ImportReport, IndexError> {
         let _w = self.lock_writer()?;
-        self.import_sites_locked(sites, None, Vec::new(), mode)
+        self.import_sites_locked(sites, None, Vec::new(), mode, Effect::Apply)
     }
 
     /// Imports site rows.
@@ -179,9 +213,27 @@ impl Index {
         rows: &[SiteRow],
         mode: ImportMode,
     ) -> Result<ImportReport, IndexError> {
+        self.site_rows(rows, mode, Effect::Apply)
+    }
+
+    /// Validates site rows as [`Index::import_site_rows`] would, writing nothing (a dry run).
+    pub fn check_site_rows(
+        &self,
+        rows: &[SiteRow],
+        mode: ImportMode,
+    ) -> Result<ImportReport, IndexError> {
+        self.site_rows(rows, mode, Effect::DryRun)
+    }
+
+    fn site_rows(
+        &self,
+        rows: &[SiteRow],
+        mode: ImportMode,
+        effect: Effect,
+    ) -> Result<ImportReport, IndexError> {
         let (items, numbers, errors) = parse_rows(rows, |i, r| r.to_site(i));
         let _w = self.lock_writer()?;
-        self.import_sites_locked(items, Some(&numbers), errors, mode)
+        self.import_sites_locked(items, Some(&numbers), errors, mode, effect)
     }
 
     fn import_sites_locked(
@@ -190,9 +242,16 @@ impl Index {
         rows: Option<&[usize]>,
         errors: Vec<RowError>,
         mode: ImportMode,
+        effect: Effect,
     ) -> Result<ImportReport, IndexError> {
         let plan = self.read()?.plan_sites(&sites);
         let errors = settle(mode, rows, errors, plan.rejected)?;
+        if effect == Effect::DryRun {
+            return Ok(ImportReport {
+                applied: plan.accepted.len(),
+                rejected: errors,
+            });
+        }
         let mut batch = sled::Batch::default();
         for &i in &plan.accepted {
             let s = &sites[i];
@@ -219,7 +278,7 @@ impl Index {
         mode: ImportMode,
     ) -> Result<ImportReport, IndexError> {
         let _w = self.lock_writer()?;
-        self.import_cameras_locked(items, None, Vec::new(), mode)
+        self.import_cameras_locked(items, None, Vec::new(), mode, Effect::Apply)
     }
 
     /// Imports camera rows; rows of RTSP cameras without an ID get one under `rtsp_ids` (lowest
@@ -229,6 +288,27 @@ impl Index {
         rows: &[CameraRow],
         mode: ImportMode,
         rtsp_ids: Option<RtspIdPolicy>,
+    ) -> Result<ImportReport, IndexError> {
+        self.camera_rows(rows, mode, rtsp_ids, Effect::Apply)
+    }
+
+    /// Validates camera rows as [`Index::import_camera_rows`] would (IDs are assigned the same
+    /// way but not kept), writing nothing (a dry run).
+    pub fn check_camera_rows(
+        &self,
+        rows: &[CameraRow],
+        mode: ImportMode,
+        rtsp_ids: Option<RtspIdPolicy>,
+    ) -> Result<ImportReport, IndexError> {
+        self.camera_rows(rows, mode, rtsp_ids, Effect::DryRun)
+    }
+
+    fn camera_rows(
+        &self,
+        rows: &[CameraRow],
+        mode: ImportMode,
+        rtsp_ids: Option<RtspIdPolicy>,
+        effect: Effect,
     ) -> Result<ImportReport, IndexError> {
         let _w = self.lock_writer()?;
         let explicit: HashSet<GbId> = rows
@@ -249,7 +329,7 @@ impl Index {
             };
             parse_rows(rows, |i, r| r.to_import(i, &mut assign))
         };
-        self.import_cameras_locked(items, Some(&numbers), errors, mode)
+        self.import_cameras_locked(items, Some(&numbers), errors, mode, effect)
     }
 
     fn import_cameras_locked(
@@ -258,6 +338,7 @@ impl Index {
         rows: Option<&[usize]>,
         errors: Vec<RowError>,
         mode: ImportMode,
+        effect: Effect,
     ) -> Result<ImportReport, IndexError> {
         let (versions, credentials): (Vec<CameraVersionInput>, Vec<_>) = items
             .into_iter()
@@ -265,6 +346,12 @@ impl Index {
             .unzip();
         let plan = self.read()?.plan_cameras(&versions);
         let errors = settle(mode, rows, errors, plan.rejected)?;
+        if effect == Effect::DryRun {
+            return Ok(ImportReport {
+                applied: plan.accepted.len(),
+                rejected: errors,
+            });
+        }
         let mut batch = sled::Batch::default();
         for &i in &plan.accepted {
             let v = &versions[i];
@@ -297,7 +384,7 @@ impl Index {
         mode: ImportMode,
     ) -> Result<ImportReport, IndexError> {
         let _w = self.lock_writer()?;
-        self.import_history_locked(&records, None, Vec::new(), mode)
+        self.import_history_locked(&records, None, Vec::new(), mode, Effect::Apply)
     }
 
     /// Imports interval rows.
@@ -306,9 +393,27 @@ impl Index {
         rows: &[IntervalRow],
         mode: ImportMode,
     ) -> Result<ImportReport, IndexError> {
+        self.interval_rows(rows, mode, Effect::Apply)
+    }
+
+    /// Validates interval rows as [`Index::import_interval_rows`] would, writing nothing.
+    pub fn check_interval_rows(
+        &self,
+        rows: &[IntervalRow],
+        mode: ImportMode,
+    ) -> Result<ImportReport, IndexError> {
+        self.interval_rows(rows, mode, Effect::DryRun)
+    }
+
+    fn interval_rows(
+        &self,
+        rows: &[IntervalRow],
+        mode: ImportMode,
+        effect: Effect,
+    ) -> Result<ImportReport, IndexError> {
         let (items, numbers, errors) = parse_rows(rows, |i, r| r.to_record(i));
         let _w = self.lock_writer()?;
-        self.import_history_locked(&items, Some(&numbers), errors, mode)
+        self.import_history_locked(&items, Some(&numbers), errors, mode, effect)
     }
 
     fn import_history_locked(
@@ -317,6 +422,7 @@ impl Index {
         rows: Option<&[usize]>,
         errors: Vec<RowError>,
         mode: ImportMode,
+        effect: Effect,
     ) -> Result<ImportReport, IndexError> {
         let (plan, old_camera, old_uplink) = {
             let reg = self.read()?;
@@ -335,9 +441,9 @@ impl Index {
         };
         let errors = settle(mode, rows, errors, plan.rows.rejected)?;
         let n = plan.rows.accepted.len();
-        if n == 0 {
+        if n == 0 || effect == Effect::DryRun {
             return Ok(ImportReport {
-                applied: 0,
+                applied: n,
                 rejected: errors,
             });
         }
@@ -379,7 +485,7 @@ impl Index {
         mode: ImportMode,
     ) -> Result<ImportReport, IndexError> {
         let _w = self.lock_writer()?;
-        self.import_diagnoses_locked(&records, None, Vec::new(), mode)
+        self.import_diagnoses_locked(&records, None, Vec::new(), mode, Effect::Apply)
     }
 
     /// Imports diagnosis rows.
@@ -388,9 +494,27 @@ impl Index {
         rows: &[DiagnosisRow],
         mode: ImportMode,
     ) -> Result<ImportReport, IndexError> {
+        self.diagnosis_rows(rows, mode, Effect::Apply)
+    }
+
+    /// Validates diagnosis rows as [`Index::import_diagnosis_rows`] would, writing nothing.
+    pub fn check_diagnosis_rows(
+        &self,
+        rows: &[DiagnosisRow],
+        mode: ImportMode,
+    ) -> Result<ImportReport, IndexError> {
+        self.diagnosis_rows(rows, mode, Effect::DryRun)
+    }
+
+    fn diagnosis_rows(
+        &self,
+        rows: &[DiagnosisRow],
+        mode: ImportMode,
+        effect: Effect,
+    ) -> Result<ImportReport, IndexError> {
         let (items, numbers, errors) = parse_rows(rows, |i, r| r.to_record(i));
         let _w = self.lock_writer()?;
-        self.import_diagnoses_locked(&items, Some(&numbers), errors, mode)
+        self.import_diagnoses_locked(&items, Some(&numbers), errors, mode, effect)
     }
 
     fn import_diagnoses_locked(
@@ -399,6 +523,7 @@ impl Index {
         rows: Option<&[usize]>,
         errors: Vec<RowError>,
         mode: ImportMode,
+        effect: Effect,
     ) -> Result<ImportReport, IndexError> {
         let (plan, old) = {
             let reg = self.read()?;
@@ -412,9 +537,9 @@ impl Index {
         };
         let errors = settle(mode, rows, errors, plan.rows.rejected)?;
         let n = plan.rows.accepted.len();
-        if n == 0 {
+        if n == 0 || effect == Effect::DryRun {
             return Ok(ImportReport {
-                applied: 0,
+                applied: n,
                 rejected: errors,
             });
         }

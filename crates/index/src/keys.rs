@@ -15,6 +15,10 @@
 //! | `u:` | platform id + chunk | packed intervals (uplink) |
 //! | `k:` | token id | JSON token |
 //! | `a:` | time (8 B, ordered) + sequence (u64 BE) | JSON audit entry |
+//! | `v:` | camera id + segment start (8 B, ordered, 90 kHz) | binary segment record (`recordings.rs`) |
+//! | `q:` | state byte (`w`/`d`) + camera id + segment start | empty: segments recovery must visit |
+//! | `y:` | camera id | JSON retention policy |
+//! | `m:store` | — | identity of the segment store |
 //!
 //! Histories are stored in chunks of [`CHUNK`] entries (chunk `k` holds entries `k·C … k·C+C−1`
 //! of the in-memory sequence), so a live transition rewrites one small value, not the camera's
@@ -39,6 +43,10 @@ pub(crate) const DIAGNOSIS: &[u8] = b"d:";
 pub(crate) const UPLINK: &[u8] = b"u:";
 pub(crate) const TOKEN: &[u8] = b"k:";
 pub(crate) const AUDIT: &[u8] = b"a:";
+pub(crate) const SEGMENT: &[u8] = b"v:";
+pub(crate) const SEGMENT_MARKER: &[u8] = b"q:";
+pub(crate) const RETENTION: &[u8] = b"y:";
+pub(crate) const STORE_ID_KEY: &[u8] = b"m:store";
 
 /// Big-endian bytes of an i64 with the sign bit flipped, so byte order = numeric order.
 pub(crate) fn ord_i64(v: i64) -> [u8; 8] {

@@ -40,6 +40,7 @@ mod import;
 mod keys;
 mod load;
 mod query;
+mod recordings;
 mod tokens;
 
 use std::path::Path;
@@ -55,6 +56,7 @@ pub use audit::{AuditCursor, AuditDraft, AuditEntry, AuditPage};
 pub use error::{IndexError, StorageError};
 pub use import::{ImportMode, ImportReport, RtspIdPolicy};
 pub use query::{CameraFilter, CameraView, Page, SiteFilter};
+pub use recordings::{RetentionPolicy, SegmentKey, SegmentRecord, SegmentState, StreamInfo};
 pub use tokens::TokenRecord;
 
 /// The schema version this build writes and reads.

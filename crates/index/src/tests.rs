@@ -435,6 +435,92 @@ fn history_import_rejects_overlaps_and_reversed_rows_by_row() {
 }
 
 #[test]
+fn dry_runs_report_what_an_import_would_do_and_write_nothing() {
+    let index = Index::temporary().unwrap();
+    populated(&index);
+    let row = |subject: &str, start: i64, end: i64| IntervalRow {
+        subject: subject.into(),
+        kind: "online".into(),
+        start: t(start).to_string(),
+        end: Some(t(end).to_string()),
+    };
+    let c1 = cam_id(1).to_string();
+    let rows = vec![row(&c1, -20, -10), row(&c1, -15, -12), row(&c1, -9, -8)];
+    let err = index
+        .check_interval_rows(&rows, ImportMode::AllOrNothing)
+        .unwrap_err();
+    let IndexError::ImportRejected { errors } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(errors.iter().map(|e| e.row).collect::<Vec<_>>(), [1]);
+    let would = index
+        .check_interval_rows(&rows, ImportMode::ApplyValid)
+        .unwrap();
+    assert_eq!((would.applied, would.rejected.len()), (2, 1));
+    assert!(index
+        .status_history(&cam_id(1), StatusKind::Online, &everything())
+        .unwrap()
+        .is_empty());
+
+    let cam = CameraRow {
+        id: Some(cam_id(7).to_string()),
+        effective_from: t(0).to_string(),
+        name: "西门".into(),
+        source: "rtsp".into(),
+        rtsp_url: Some("rtsp://10.0.0.7/live".into()),
+        grid: "a1".into(),
+        ..CameraRow::default()
+    };
+    let r = index
+        .check_camera_rows(&[cam], ImportMode::AllOrNothing, None)
+        .unwrap();
+    assert_eq!(r.applied, 1);
+    assert_eq!(index.camera_count().unwrap(), 2);
+    let g = vigil_core::import::GridRow {
+        code: "c".into(),
+        name: "c".into(),
+        parent: Some("r".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        index
+            .check_grid_rows(&[g], ImportMode::AllOrNothing)
+            .unwrap()
+            .applied,
+        1
+    );
+    assert!(index.grid(&code("c")).unwrap().is_none());
+    let d = vigil_core::import::DiagnosisRow {
+        camera: c1.clone(),
+        at: t(0).to_string(),
+        check: "blur".into(),
+        passed: false,
+    };
+    assert_eq!(
+        index
+            .check_diagnosis_rows(&[d], ImportMode::AllOrNothing)
+            .unwrap()
+            .applied,
+        1
+    );
+    assert!(index
+        .diagnoses(&cam_id(1), &everything())
+        .unwrap()
+        .is_empty());
+    let s = vigil_core::import::SiteRow {
+        id: "s9".into(),
+        name: "s9".into(),
+        category: "school".into(),
+        point_class: "1".into(),
+        grid: "nowhere".into(),
+        ..Default::default()
+    };
+    assert!(index
+        .check_site_rows(&[s], ImportMode::AllOrNothing)
+        .is_err());
+}
+
+#[test]
 fn camera_rows_get_rtsp_ids_and_keep_credentials_apart() {
     let index = Index::temporary().unwrap();
     populated(&index);

@@ -27,6 +27,7 @@ pub enum SourceEvent {
     /// The source lost the stream (disconnect, stall, refused, bad data). The store ends the
     /// recording interval here; the next `Frame` starts a new segment.
     Interrupted {
+        /// When the stream was lost (the source's clock).
         at: Timestamp,
         /// Why, in words an operator understands (it ends up in the camera's state).
         reason: String,
