@@ -138,8 +138,11 @@ pub enum ParamsError {
 /// The codec parameters of a video stream. Cheap to clone (the sample entry is a [`Bytes`]).
 ///
 /// Equality means "a decoder configured for one can decode the other without reconfiguring":
-/// the store starts a new segment when the parameters of a stream change.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// same codec and the same parameter sets, byte for byte. The sample entry itself is not
+/// compared: the same stream reaches us with differently built entries (retina's `avcC` omits
+/// the optional High-profile chroma/bit-depth fields ours writes), and those must not cut a
+/// segment. The store starts a new segment when the parameters of a stream change.
+#[derive(Debug, Clone)]
 pub struct VideoParameters {
     codec: VideoCodec,
     width: u32,
@@ -365,6 +368,11 @@ impl VideoParameters {
         u32::try_from(ticks).ok().filter(|&t| t > 0)
     }
 
+    /// What equality and hashing compare (see the type's documentation).
+    fn identity(&self) -> (VideoCodec, Vec<Bytes>) {
+        (self.codec, self.parameter_sets())
+    }
+
     /// The parameter sets (VPS, SPS, PPS in that order) from the sample entry, each without
     /// start code or length prefix. The PS muxer uses them to put parameter sets in front of
     /// key frames that lack them (RTSP cameras often send them only out of band).
@@ -395,6 +403,20 @@ impl VideoParameters {
             }
         }
         Vec::new()
+    }
+}
+
+impl PartialEq for VideoParameters {
+    fn eq(&self, other: &Self) -> bool {
+        self.sample_entry == other.sample_entry || self.identity() == other.identity()
+    }
+}
+
+impl Eq for VideoParameters {}
+
+impl std::hash::Hash for VideoParameters {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
     }
 }
 
@@ -720,6 +742,28 @@ mod tests {
         // The entry round-trips through from_sample_entry to equal parameters.
         let again = VideoParameters::from_sample_entry(entry.clone()).unwrap();
         assert_eq!(again, p);
+    }
+
+    #[test]
+    fn equality_compares_parameter_sets_not_entry_bytes() {
+        let ours = VideoParameters::from_h264(&[HIK_SPS], &[HIK_PPS]).unwrap();
+        // The same parameter sets in an entry built differently (here: another compressor
+        // name, as another muxer would write) are the same stream configuration.
+        let mut entry = ours.sample_entry().to_vec();
+        entry[50..58].copy_from_slice(b"retina\0\0");
+        let theirs = VideoParameters::from_sample_entry(Bytes::from(entry)).unwrap();
+        assert_ne!(theirs.sample_entry(), ours.sample_entry());
+        assert_eq!(theirs, ours);
+        let hash = |p: &VideoParameters| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            p.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(&theirs), hash(&ours));
+        // A different PPS is a different configuration.
+        let other = VideoParameters::from_h264(&[HIK_SPS], &[&[0x68, 0xee, 0x3c, 0x81]]).unwrap();
+        assert_ne!(other, ours);
     }
 
     #[test]

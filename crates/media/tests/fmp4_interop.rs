@@ -136,6 +136,7 @@ fn reader_walks_our_segment_back() {
     let init = idx.init.as_ref().unwrap();
     assert_eq!(init.range, 0..init_len);
     assert_eq!((init.track_id, init.timescale), (Some(1), Some(90_000)));
+    assert_eq!(init.sample_entry.as_ref(), Some(params.sample_entry()));
     assert_eq!(idx.fragments.len(), 2);
     for (k, f) in idx.fragments.iter().enumerate() {
         assert_eq!(f.sequence_number, 7 + k as u32);
@@ -221,6 +222,28 @@ fn truncated_segments_report_the_last_complete_fragment() {
             size: 3
         })
     );
+}
+
+#[test]
+fn a_zero_filled_tail_is_truncated_not_clean() {
+    // What a file looks like after a crash when the file system extended it but the data
+    // never reached the disk: the last fragment's bytes read back as zeros.
+    let (frames, params) = clip(H264_CLIP, VideoCodec::H264);
+    let mut seg = segment(&frames, &params, 1, 0);
+    let clean = walk(&seg, WalkOptions::default());
+    let last = clean.fragments.last().unwrap().clone();
+    for b in &mut seg[last.offset as usize..] {
+        *b = 0;
+    }
+    let idx = walk(&seg, WalkOptions::default());
+    assert_eq!(
+        idx.tail,
+        Tail::Truncated {
+            offset: last.offset
+        }
+    );
+    assert_eq!(idx.complete_end, last.offset);
+    assert_eq!(idx.fragments.len(), clean.fragments.len() - 1);
 }
 
 #[test]
@@ -342,10 +365,12 @@ fn rtsp_supplied_sample_entry_gives_the_same_init_segment() {
         } else {
             b"hev1"
         });
-        let ext = VideoParameters::from_sample_entry(other.freeze()).unwrap();
-        assert_ne!(
+        let other = other.freeze();
+        let ext = VideoParameters::from_sample_entry(other.clone()).unwrap();
+        assert_eq!(ext.sample_entry(), &other);
+        assert_eq!(
             ext, params,
-            "different sample entries are different parameters"
+            "the same parameter sets in another entry type need no decoder reconfiguration"
         );
         assert_eq!(ext.rfc6381_codec(), params.rfc6381_codec());
         assert_eq!(

@@ -122,7 +122,7 @@ pub(crate) fn catalogue_file(
         .problem
         .clone()
         .unwrap_or_else(|| "no complete fragment".to_owned());
-    let (Some(init), Some(first)) = (seg.init.clone(), seg.fragments.first().cloned()) else {
+    let (Some(_), Some(first)) = (&seg.init, seg.fragments.first().cloned()) else {
         drop(file);
         fs::remove_file(&path).map_err(|e| StoreError::io("removing empty segment", &path, e))?;
         if let Some(dir) = path.parent() {
@@ -130,7 +130,7 @@ pub(crate) fn catalogue_file(
         }
         return Ok(FileOutcome::Removed { reason });
     };
-    let params = match scan::read_params(&file, &init) {
+    let params = match scan::read_params(&seg) {
         Ok(p) => p,
         Err(e) => {
             return Ok(FileOutcome::Skipped {

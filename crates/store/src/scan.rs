@@ -56,6 +56,8 @@ pub struct ScannedFragment {
 pub struct ScannedSegment {
     /// The init segment (`ftyp` + `moov`), if the file starts with one.
     pub init: Option<Range<u64>>,
+    /// The video track's sample entry from that init segment.
+    pub sample_entry: Option<Bytes>,
     /// Verified fragments in file order.
     pub fragments: Vec<ScannedFragment>,
     /// End of the last verified unit (fragment or init segment); 0 if there is no init
@@ -118,6 +120,7 @@ impl<'f> Window<'f> {
 pub fn scan(file: &File, len: u64, verify_from: u64) -> io::Result<ScannedSegment> {
     let mut out = ScannedSegment {
         init: None,
+        sample_entry: None,
         fragments: Vec::new(),
         valid_end: 0,
         problem: None,
@@ -152,6 +155,7 @@ pub fn scan(file: &File, len: u64, verify_from: u64) -> io::Result<ScannedSegmen
                 }
                 out.valid_end = info.range.end;
                 out.init = Some(info.range);
+                out.sample_entry = info.sample_entry;
             }
             WalkerStep::Fragment(info) => {
                 if out.init.is_none() {
@@ -294,42 +298,11 @@ pub fn crc_of(file: &File, range: Range<u64>) -> io::Result<u32> {
     Ok(h.finalize())
 }
 
-/// Reads the init segment's sample entry (`moov/trak/mdia/minf/stbl/stsd`, first entry) and
-/// parses it into codec parameters.
-pub fn read_params(file: &File, init: &Range<u64>) -> Result<VideoParameters, String> {
-    let len = (init.end - init.start) as usize;
-    let bytes = read_at_most(file, init.start, len).map_err(|e| e.to_string())?;
-    let entry = sample_entry(&bytes).ok_or("no sample entry in the init segment")?;
-    VideoParameters::from_sample_entry(Bytes::copy_from_slice(entry)).map_err(|e| e.to_string())
-}
-
-/// Finds the first sample entry box inside an init segment.
-fn sample_entry(init: &[u8]) -> Option<&[u8]> {
-    let moov = find_box(init, b"moov")?;
-    let trak = find_box(moov, b"trak")?;
-    let mdia = find_box(trak, b"mdia")?;
-    let minf = find_box(mdia, b"minf")?;
-    let stbl = find_box(minf, b"stbl")?;
-    let stsd = find_box(stbl, b"stsd")?;
-    // Full box header (4) + entry_count (4), then the first entry box.
-    let entries = stsd.get(8..)?;
-    let size = u32::from_be_bytes(entries.get(0..4)?.try_into().ok()?) as usize;
-    entries.get(..size)
-}
-
-/// The payload of the first child box of type `ty` in `data` (32-bit sizes only, as the
-/// store writes them).
-fn find_box<'a>(data: &'a [u8], ty: &[u8; 4]) -> Option<&'a [u8]> {
-    let mut at = 0usize;
-    while at + 8 <= data.len() {
-        let size = u32::from_be_bytes(data[at..at + 4].try_into().ok()?) as usize;
-        if size < 8 || at + size > data.len() {
-            return None;
-        }
-        if &data[at + 4..at + 8] == ty {
-            return Some(&data[at + 8..at + size]);
-        }
-        at += size;
-    }
-    None
+/// The codec parameters recorded in the segment's init segment.
+pub fn read_params(seg: &ScannedSegment) -> Result<VideoParameters, String> {
+    let entry = seg
+        .sample_entry
+        .clone()
+        .ok_or("no sample entry in the init segment")?;
+    VideoParameters::from_sample_entry(entry).map_err(|e| e.to_string())
 }

@@ -5,6 +5,7 @@
 //! and `moof` boxes, never the media data: it says which bytes it needs next
 //! ([`WalkerStep::Need`]) and the caller hands them over. [`walk`] drives it over a slice.
 
+use bytes::Bytes;
 use std::ops::Range;
 
 use super::is_sync_sample;
@@ -101,6 +102,9 @@ pub struct InitInfo {
     pub timescale: Option<u32>,
     /// `trex` defaults of that track: duration, size, flags.
     pub trex_defaults: (u32, u32, u32),
+    /// That track's first sample entry (`avc1`/`hvc1` box, header included) from
+    /// `mdia/minf/stbl/stsd`: what [`crate::VideoParameters::from_sample_entry`] takes.
+    pub sample_entry: Option<Bytes>,
 }
 
 /// One sample of a fragment.
@@ -326,7 +330,10 @@ impl Walker {
                     Ok(v) => v,
                     Err(p) => return p,
                 };
-                if size > self.file_len - self.pos {
+                // A box type of four zero bytes is never written by a muxer; it is what an
+                // unwritten (zero-filled) file tail looks like after a crash. Its size field of 0
+                // would otherwise read as "box extends to the end of the file" and pass as clean.
+                if h.box_type == [0; 4] || size > self.file_len - self.pos {
                     return self.finish(Tail::Truncated { offset: self.pos });
                 }
                 let kind = match &h.box_type {
@@ -494,8 +501,9 @@ fn parse_moov(moov: &[u8], offset: u64) -> Result<InitInfo, WalkError> {
     let payload = moov
         .get(header_len..)
         .ok_or_else(|| bad("shorter than its header"))?;
-    let mut first: Option<(Option<u32>, Option<u32>)> = None;
-    let mut video: Option<(Option<u32>, Option<u32>)> = None;
+    type Track = (Option<u32>, Option<u32>, Option<Bytes>);
+    let mut first: Option<Track> = None;
+    let mut video: Option<Track> = None;
     let mut trex: Vec<(u32, (u32, u32, u32))> = Vec::new();
     for c in children(payload) {
         let c = c.map_err(|at| {
@@ -528,10 +536,16 @@ fn parse_moov(moov: &[u8], offset: u64) -> Result<InitInfo, WalkError> {
                     .and_then(|m| child(m.payload, b"hdlr"))
                     .and_then(|h| h.payload.get(8..12))
                     == Some(b"vide".as_slice());
-                first.get_or_insert((track_id, timescale));
+                let sample_entry = mdia
+                    .and_then(|m| child(m.payload, b"minf"))
+                    .and_then(|m| child(m.payload, b"stbl"))
+                    .and_then(|s| child(s.payload, b"stsd"))
+                    .and_then(|s| first_stsd_entry(s.payload));
+                let track = (track_id, timescale, sample_entry);
                 if is_video && video.is_none() {
-                    video = Some((track_id, timescale));
+                    video = Some(track.clone());
                 }
+                first.get_or_insert(track);
             }
             b"mvex" => {
                 for t in children(c.payload).map_while(Result::ok) {
@@ -550,7 +564,7 @@ fn parse_moov(moov: &[u8], offset: u64) -> Result<InitInfo, WalkError> {
             _ => {}
         }
     }
-    let (track_id, timescale) = video.or(first).unwrap_or((None, None));
+    let (track_id, timescale, sample_entry) = video.or(first).unwrap_or((None, None, None));
     let trex_defaults = trex
         .iter()
         .find(|(id, _)| Some(*id) == track_id)
@@ -560,7 +574,17 @@ fn parse_moov(moov: &[u8], offset: u64) -> Result<InitInfo, WalkError> {
         track_id,
         timescale,
         trex_defaults,
+        sample_entry,
     })
+}
+
+/// The first entry of an `stsd` payload (version/flags, entry count, then entries), as the
+/// whole box.
+fn first_stsd_entry(stsd: &[u8]) -> Option<Bytes> {
+    let entries = stsd.get(8..)?;
+    let header = BoxHeader::parse(entries).ok()?;
+    let len = usize::try_from(header.size?).ok()?;
+    entries.get(..len).map(Bytes::copy_from_slice)
 }
 
 #[derive(Debug, Clone, Default)]
