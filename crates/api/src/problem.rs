@@ -64,12 +64,18 @@ impl FieldError {
 }
 
 /// A problem document. Build one with the constructors, add details, return it from a handler.
+///
+/// Kept under 128 bytes (`type` and `title` are static text) so that `Result<T, Problem>` stays
+/// cheap to return through every layer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
-    /// A URI reference naming the problem type (relative to the API's documentation).
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
+    /// A URI reference naming the problem type (relative to the API's documentation), e.g.
+    /// `/problems/invalid-input`. Held as the last path segment; serialised with its prefix.
+    #[serde(rename = "type", serialize_with = "problem_type")]
+    #[schema(value_type = String, example = "/problems/invalid-input")]
+    pub kind: &'static str,
+    /// A short, fixed summary of the problem type.
+    pub title: &'static str,
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -80,17 +86,21 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// How many errors there were in all, when `errors` was cut short.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub total_errors: Option<usize>,
+    pub total_errors: Option<u32>,
+}
+
+fn problem_type<S: serde::Serializer>(kind: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("/problems/{kind}"))
 }
 
 /// At most this many field errors are sent back; `total_errors` says how many there were.
 pub const MAX_ERRORS_IN_BODY: usize = 1000;
 
 impl Problem {
-    pub fn new(status: StatusCode, kind: &str, title: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, kind: &'static str, title: &'static str) -> Self {
         Problem {
-            kind: format!("/problems/{kind}"),
-            title: title.into(),
+            kind,
+            title,
             status: status.as_u16(),
             detail: None,
             instance: None,
@@ -111,7 +121,7 @@ impl Problem {
 
     pub fn errors(mut self, mut errors: Vec<FieldError>) -> Self {
         if errors.len() > MAX_ERRORS_IN_BODY {
-            self.total_errors = Some(errors.len());
+            self.total_errors = Some(u32::try_from(errors.len()).unwrap_or(u32::MAX));
             errors.truncate(MAX_ERRORS_IN_BODY);
         }
         self.errors = errors;
@@ -141,6 +151,50 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(what)
     }
 
+    /// No route matches the path (as opposed to [`Problem::not_found`]: the route exists, the
+    /// resource does not).
+    pub fn no_route(path: &str) -> Self {
+        Problem::new(StatusCode::NOT_FOUND, "no-route", "No such endpoint")
+            .detail(format!("no endpoint at {path}; see /api/v1/openapi.json"))
+    }
+
+    /// The route exists but not with this method.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+        )
+        .detail(format!(
+            "{method} is not allowed on {path}; see /api/v1/openapi.json"
+        ))
+    }
+
+    /// The body could not be decoded as text in any supported encoding.
+    pub fn bad_encoding(detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-encoding",
+            "The body is not valid UTF-8 or GB18030",
+        )
+        .errors(vec![FieldError::new(detail.clone()).field("body")])
+        .detail(detail)
+    }
+
+    /// A single bad field or query parameter (400).
+    pub fn bad_param(field: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Problem::bad_request(format!("{field}: {reason}"))
+            .errors(vec![FieldError::new(reason).field(field)])
+    }
+
+    /// Adds one error to the list.
+    pub fn with_error(mut self, error: FieldError) -> Self {
+        self.errors.push(error);
+        self
+    }
+
     pub fn conflict(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::CONFLICT, "conflict", "Conflict").detail(detail)
     }
@@ -155,7 +209,12 @@ impl Problem {
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed for this role").detail(detail)
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Not allowed for this role",
+        )
+        .detail(detail)
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
@@ -164,7 +223,9 @@ impl Problem {
             "payload-too-large",
             "Request body too large",
         )
-        .detail(format!("the limit is {limit} bytes (see http.max_body_bytes)"))
+        .detail(format!(
+            "the limit is {limit} bytes (see http.max_body_bytes)"
+        ))
     }
 
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
@@ -188,21 +249,67 @@ impl Problem {
     }
 }
 
+impl std::fmt::Display for Problem {
+    /// `title: detail`, then one line per field error (as the CLI prints it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.title)?;
+        if let Some(d) = &self.detail {
+            write!(f, ": {d}")?;
+        }
+        for e in &self.errors {
+            f.write_str("\n  ")?;
+            if let Some(r) = e.row {
+                write!(f, "row {r}, ")?;
+            }
+            if let Some(field) = &e.field {
+                write!(f, "{field}: ")?;
+            }
+            f.write_str(&e.reason)?;
+        }
+        if let Some(n) = self.total_errors {
+            write!(f, "\n  … {n} errors in all")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problem {}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (status, body).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_JSON),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"vigil\""),
+            );
+        }
         response
     }
 }
 
 /// What handlers return on failure.
 pub type ApiResult<T> = Result<T, Problem>;
+
+/// The error answers of every endpoint, for the OpenAPI document (`responses(..., Problems)`).
+/// Only documents; handlers return [`Problem`].
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Problems {
+    /// Refused: a bad parameter or body names the row/field (400, 413, 415, 422), a missing or
+    /// invalid token (401), a role without the permission (403), an unknown resource (404), a
+    /// conflict with stored data (409).
+    #[response(status = "4XX", content_type = "application/problem+json")]
+    Client(Problem),
+    /// Our side failed; the cause is logged, not sent.
+    #[response(status = "5XX", content_type = "application/problem+json")]
+    Server(Problem),
+}
 
 #[cfg(test)]
 mod tests {
@@ -233,6 +340,16 @@ mod tests {
         assert_eq!(json["status"], 404);
         assert_eq!(json["detail"], "camera 34020000001320000001");
         assert!(json.get("errors").is_none());
+    }
+
+    #[test]
+    fn unauthorized_names_the_scheme() {
+        let response = Problem::unauthorized("no token").into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"vigil\""
+        );
     }
 
     #[test]

@@ -27,9 +27,22 @@ pub enum DetectedEncoding {
     Gb18030,
 }
 
+impl DetectedEncoding {
+    /// `utf-8` or `gb18030`.
+    pub fn code(self) -> &'static str {
+        match self {
+            DetectedEncoding::Utf8 => "utf-8",
+            DetectedEncoding::Gb18030 => "gb18030",
+        }
+    }
+}
+
 /// Decodes `bytes` following the module's rule. `charset` is the `charset` parameter of the
 /// request's `Content-Type`, if any.
-pub fn decode(bytes: &[u8], charset: Option<&str>) -> Result<(String, DetectedEncoding), TextError> {
+pub fn decode(
+    bytes: &[u8],
+    charset: Option<&str>,
+) -> Result<(String, DetectedEncoding), TextError> {
     if let Some(label) = charset {
         let encoding = Encoding::for_label(label.trim().as_bytes())
             .ok_or_else(|| TextError::UnknownCharset(label.to_owned()))?;

@@ -130,6 +130,7 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 
 /// A row of the grids file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GridRow {
     /// Grid code.
     pub code: String,
@@ -207,6 +208,7 @@ fn parse_polygon(text: &str) -> Result<Vec<GeoPoint>, String> {
 
 /// A row of the sites file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SiteRow {
     /// Site ID.
     pub id: String,
@@ -280,6 +282,7 @@ impl SiteRow {
 
 /// A row of the cameras file: one record version.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CameraRow {
     /// 20-digit GB/T 28181 ID; may be empty for RTSP cameras (assigned on import).
     pub id: Option<String>,
@@ -544,6 +547,7 @@ impl CameraRow {
 
 /// A row of the intervals file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IntervalRow {
     /// Camera ID (or upper-platform ID for `uplink`).
     pub subject: String,
@@ -592,6 +596,7 @@ impl IntervalRow {
 
 /// A row of the diagnoses file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiagnosisRow {
     /// Camera ID.
     pub camera: String,

@@ -9,7 +9,8 @@
 //! - [`ratio`], [`target`]: exact figures, exact targets, deadline progress;
 //! - [`model`]: the in-memory model (cheap snapshots) and its validated changes;
 //! - [`compliance`]: the one place figures are computed;
-//! - [`import`]: the import-file row shapes shared by generator, index and API.
+//! - [`import`]: the import-file row shapes shared by generator, index and API;
+//! - `openapi` (feature `openapi`): OpenAPI schemas of the public shapes, for the API's document.
 
 pub mod camera;
 mod chunked;
@@ -19,6 +20,8 @@ pub mod grid;
 pub mod id;
 pub mod import;
 pub mod model;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod ratio;
 pub mod role;
 pub mod site;

@@ -145,6 +145,7 @@ impl From<Rational> for String {
 }
 
 /// A figure's exact value.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Ratio {
     /// Items (or milliseconds) that meet the definition.
@@ -215,6 +216,7 @@ impl fmt::Display for Ratio {
 }
 
 /// The outcome of comparing a figure with its target.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {

@@ -14,6 +14,7 @@ use crate::status::UnknownName;
 use crate::time::{truncate_for_error, Timestamp};
 
 /// What a figure counts in.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
@@ -27,11 +28,11 @@ pub enum Unit {
 
 macro_rules! figures {
     ($( $variant:ident, $code:literal, $unit:ident, $zh:literal, $en:literal; )*) => {
-        /// Every figure vigil reports.
+        /// Every figure vigil reports. Serialised as its [`code`](FigureKind::code), so JSON
+        /// answers, stored targets and query parameters use one spelling.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
         pub enum FigureKind {
-            $( #[doc = $en] $variant, )*
+            $( #[doc = $en] #[serde(rename = $code)] $variant, )*
         }
 
         impl FigureKind {
@@ -100,6 +101,7 @@ impl fmt::Display for FigureKind {
 }
 
 /// A target for one figure.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     /// The ratio to reach.
@@ -184,6 +186,7 @@ impl Targets {
 }
 
 /// Whether a grid will reach a target by its due date.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadlineStatus {
@@ -200,6 +203,7 @@ pub enum DeadlineStatus {
 }
 
 /// Progress of one figure toward its dated target.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeadlineProgress {
     /// Which figure.
@@ -300,6 +304,7 @@ mod tests {
         assert_eq!(back, t);
         for k in FigureKind::ALL {
             assert_eq!(k.code().parse::<FigureKind>().unwrap(), *k);
+            assert_eq!(serde_json::to_value(k).unwrap(), k.code());
         }
     }
 

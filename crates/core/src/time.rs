@@ -292,6 +292,7 @@ impl<'de> Deserialize<'de> for Date {
 }
 
 /// A half-open interval `[start, end)`; `end == Timestamp::MAX` means "still open".
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Interval {
     start: Timestamp,

@@ -58,6 +58,7 @@ impl ItemPage {
 }
 
 /// The item a failure is about.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemId {
@@ -68,6 +69,7 @@ pub enum ItemId {
 }
 
 /// Short reason code for a failing item.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
@@ -94,6 +96,7 @@ pub enum Reason {
 }
 
 /// One failing item.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailingItem {
     /// The camera or site.
@@ -105,6 +108,7 @@ pub struct FailingItem {
 }
 
 /// A bounded, ID-ordered page of failing items plus the total count.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemList {
     /// How many items fail in total.

@@ -186,6 +186,7 @@ impl ReportRequest {
 }
 
 /// One figure of one grid.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Figure {
     /// Which figure.
@@ -203,6 +204,7 @@ pub struct Figure {
 }
 
 /// A figure without items (child summaries, rankings).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FigureSummary {
     /// Which figure.
@@ -214,6 +216,7 @@ pub struct FigureSummary {
 }
 
 /// Figures of a child grid.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GridSummary {
     /// The grid.
@@ -227,6 +230,7 @@ pub struct GridSummary {
 }
 
 /// The report for one grid.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GridReport {
     /// The grid.
@@ -459,6 +463,7 @@ pub struct RankRequest {
 }
 
 /// One ranked grid.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RankedGrid {
     /// 1-based rank (grids without a score share the last ranks, ordered by code).
