@@ -1,7 +1,7 @@
 //! GB/T 28181: sans-IO SIP, digest auth, MANSCDP XML and SDP; the SIP server, device registry and
 //! PS-over-RTP media sessions.
 //!
-//! Everything in this crate except a future `server` module is sans-IO: functions take bytes, a
+//! Everything in this crate except the [`server`] module is sans-IO: functions take bytes, a
 //! source address and the current time, and return parsed values, events and bytes to send with
 //! their destination. No module reads a clock, opens a socket or spawns a task. Timers are exposed
 //! as a "next deadline" plus a `handle_timeout(now)` entry point on each state machine.
@@ -18,8 +18,15 @@
 //! - [`uplink`]: registering upward to an upper platform (cascade) with keepalives.
 //! - [`quirks`]: every device quirk this crate tolerates, by name.
 //! - [`gbid`]: the GB ID types, re-exported from `vigil_core::id` (the only ID parser).
+//! - [`subscription`]: catalog SUBSCRIBE/NOTIFY, subscriber side.
+//! - [`play`]: live-video INVITE sessions on device channels, with retry backoff.
+//! - [`uas`]: answering INVITEs we receive (100 Trying, CANCEL → 487).
+//! - [`rtp_tcp`]: RTP over TCP framing detection (RFC 4571 or RTSP-interleaved).
+//! - [`ps_repair`]: rewriting a malformed PES header layout before the PS demuxer.
+//! - [`server`]: the tokio SIP server, media sessions and uplinks around all of the above
+//!   (the only module that does I/O).
 //!
-//! How a server drives it (one task owning the state machines):
+//! How [`server`] drives them (one task owning the state machines):
 //! 1. Receive: UDP datagram → [`sip::parse_datagram`]; TCP bytes → the connection's
 //!    [`sip::StreamFramer`] (answer [`sip::Frame::Ping`] with a CRLF).
 //! 2. Requests → [`sip::transaction::TransactionLayer::on_request`]; a new request from a
@@ -35,20 +42,30 @@
 //!    `handle_timeout(now)`; send what they return, feed `ClientTimeout`s of uplink requests to
 //!    [`uplink::UplinkClient::on_timeout`].
 //! 5. A TCP connection closes → [`registry::Registry::connection_closed`].
-//! 6. Media: build the INVITE body with [`sdp::Offer`] and an SSRC from [`ssrc::SsrcAllocator`];
-//!    check the answer with [`sdp::check_answer`]; release the SSRC on BYE.
+//! 6. Catalog subscriptions: [`subscription::CatalogSubscriptions`] after a device comes online;
+//!    NOTIFYs and MESSAGE `<Notify>` bodies become catalog changes.
+//! 7. Media: [`play::PlayManager`] builds the INVITE ([`sdp::Offer`], SSRC from
+//!    [`ssrc::SsrcAllocator`]), checks the answer ([`sdp::check_answer`]), ACKs, hangs up and
+//!    retries with backoff; the server receives the RTP ([`rtp_tcp`], [`ps_repair`], then
+//!    `vigil_media`'s RTP receiver and PS demuxer).
 
 pub mod catalog;
 pub mod digest;
 pub mod gbid;
 pub mod manscdp;
+pub mod play;
+pub mod ps_repair;
 pub mod quirks;
 pub mod registry;
+pub mod rtp_tcp;
 pub mod sdp;
+pub mod server;
 pub mod sip;
 pub mod ssrc;
+pub mod subscription;
 pub mod time;
 pub mod token;
+pub mod uas;
 pub mod uplink;
 
 #[cfg(test)]

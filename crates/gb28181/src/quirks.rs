@@ -84,11 +84,25 @@ pub enum Quirk {
     DigestUriMismatch,
     /// A keepalive whose body `<DeviceID>` differs from the From user; the From user is used.
     BodyDeviceIdMismatch,
+    /// RTP over TCP framed RTSP-interleaved style (`'$'`, channel, 16-bit length) instead of
+    /// RFC 4571 (16-bit length only). Seen from the `gb28181-rs` 0.14 device library, which
+    /// calls it "GB28181 Annex C `$`-framing"; detected per stream by
+    /// [`crate::rtp_tcp::TcpRtpFramer`].
+    RtpOverTcpDollarFraming,
+    /// MANSCDP `CmdType`/`SN`/`DeviceID` written as attributes of the root element
+    /// (`<Notify CmdType="Keepalive" SN="1">`) instead of child elements — the older platform
+    /// form, still emitted by the `gb28181-rs` 0.14 device library for keepalives and responses
+    /// (`testdata/interop/`). Read from the attributes when the elements are absent.
+    ManscdpHeaderAsAttributes,
+    /// PES headers without their first flags byte (the `'10'` marker byte) and with a `0x00`
+    /// filler after PTS/DTS instead (`gb28181-rs` 0.14 `build_pes_packet`). Rewritten to the
+    /// standard layout by [`crate::ps_repair::PesRepair`] before demuxing.
+    PesHeaderWithoutMarkerByte,
 }
 
 impl Quirk {
     /// Every quirk, in declaration order.
-    pub const ALL: [Quirk; 24] = [
+    pub const ALL: [Quirk; 27] = [
         Quirk::BareLfLineEndings,
         Quirk::MissingContentLengthUdp,
         Quirk::MissingContentLengthStream,
@@ -113,6 +127,9 @@ impl Quirk {
         Quirk::DigestWithoutQop,
         Quirk::DigestUriMismatch,
         Quirk::BodyDeviceIdMismatch,
+        Quirk::RtpOverTcpDollarFraming,
+        Quirk::ManscdpHeaderAsAttributes,
+        Quirk::PesHeaderWithoutMarkerByte,
     ];
 
     /// A stable name for logs and metrics.
@@ -142,6 +159,9 @@ impl Quirk {
             Quirk::DigestWithoutQop => "digest_without_qop",
             Quirk::DigestUriMismatch => "digest_uri_mismatch",
             Quirk::BodyDeviceIdMismatch => "body_device_id_mismatch",
+            Quirk::RtpOverTcpDollarFraming => "rtp_over_tcp_dollar_framing",
+            Quirk::ManscdpHeaderAsAttributes => "manscdp_header_as_attributes",
+            Quirk::PesHeaderWithoutMarkerByte => "pes_header_without_marker_byte",
         }
     }
 }

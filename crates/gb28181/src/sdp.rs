@@ -734,6 +734,112 @@ impl Offer {
     }
 }
 
+impl MediaTransport {
+    /// The transport as the other side sees it: when one side listens (`TcpPassive`), the other
+    /// connects (`TcpActive`). UDP is symmetric.
+    pub fn counterpart(self) -> MediaTransport {
+        match self {
+            MediaTransport::Udp => MediaTransport::Udp,
+            MediaTransport::TcpPassive => MediaTransport::TcpActive,
+            MediaTransport::TcpActive => MediaTransport::TcpPassive,
+        }
+    }
+}
+
+/// An SDP answer to an INVITE we received: what a device (our simulator) or we, serving an
+/// upper platform's INVITE, send back. PS/90000 as payload type 96, `a=sendonly`, the `y=` SSRC
+/// (normally the offer's), and for TCP the answerer's `a=setup` role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Session kind, echoing the offer (`Play`, `Playback`, ...).
+    pub session: SessionKind,
+    /// The answerer's ID (`o=` username).
+    pub our_id: String,
+    /// Media address the answerer sends from (and, for TCP passive, listens on).
+    pub ip: IpAddr,
+    /// Media port (for TCP active, the port the answerer connects from, or 9).
+    pub port: u16,
+    /// Transport from the answerer's point of view (use [`MediaTransport::counterpart`] of the
+    /// offer's).
+    pub transport: MediaTransport,
+    /// SSRC of the stream.
+    pub ssrc: Ssrc,
+    /// `t=` echoed from the offer (0 0 for live).
+    pub timing: (u64, u64),
+}
+
+impl Answer {
+    /// The answer for `offer` from an answerer at `ip:port`: session kind, timing and SSRC are
+    /// echoed; the transport is the counterpart of the offer's. `None` when the offer has no
+    /// video section or no usable `y=` SSRC.
+    pub fn for_offer(offer: &Sdp, our_id: &str, ip: IpAddr, port: u16) -> Option<Answer> {
+        let transport = offer.media_transport()?.counterpart();
+        Some(Answer {
+            session: offer.session.clone(),
+            our_id: our_id.to_owned(),
+            ip,
+            port,
+            transport,
+            ssrc: offer.gb_ssrc()?,
+            timing: offer.timing.unwrap_or((0, 0)),
+        })
+    }
+
+    /// The SDP of this answer.
+    pub fn to_sdp(&self) -> Sdp {
+        let addr_type = if self.ip.is_ipv6() { "IP6" } else { "IP4" };
+        let tcp = !matches!(self.transport, MediaTransport::Udp);
+        Sdp {
+            origin: Some(Origin {
+                username: self.our_id.clone(),
+                session_id: "0".into(),
+                session_version: "0".into(),
+                net_type: "IN".into(),
+                addr_type: addr_type.into(),
+                address: self.ip.to_string(),
+            }),
+            session: self.session.clone(),
+            info: None,
+            uri: None,
+            connection: Some(Connection {
+                net_type: "IN".into(),
+                addr_type: addr_type.into(),
+                address: self.ip.to_string(),
+            }),
+            timing: Some(self.timing),
+            attributes: Vec::new(),
+            media: vec![Media {
+                kind: "video".into(),
+                port: self.port,
+                proto: if tcp {
+                    MediaProto::TcpRtpAvp
+                } else {
+                    MediaProto::RtpAvp
+                },
+                formats: vec!["96".into()],
+                connection: None,
+                rtpmaps: vec![RtpMap {
+                    payload_type: 96,
+                    encoding: "PS".into(),
+                    clock_rate: 90_000,
+                    params: None,
+                }],
+                direction: Some(Direction::SendOnly),
+                setup: match self.transport {
+                    MediaTransport::Udp => None,
+                    MediaTransport::TcpPassive => Some(Setup::Passive),
+                    MediaTransport::TcpActive => Some(Setup::Active),
+                },
+                connection_new: tcp,
+                attributes: Vec::new(),
+            }],
+            ssrc: Some(self.ssrc.to_string()),
+            media_description: None,
+            quirks: QuirkSet::new(),
+        }
+    }
+}
+
 /// What an answer says relative to our offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnswerCheck {
@@ -929,5 +1035,57 @@ mod tests {
         .unwrap();
         assert_eq!(s.media_transport(), Some(MediaTransport::TcpPassive));
         assert_eq!(s.gb_ssrc().map(|x| x.is_history()), Some(true));
+    }
+
+    #[test]
+    fn answers_mirror_the_offer_transport_and_echo_the_ssrc() {
+        // Our own UDP play offer (as vector 19) answered like the Dahua of vector 22.
+        let offer = sdp_of("19_server_invite_play.sip");
+        let a = Answer::for_offer(
+            &offer,
+            "34020000001320000002",
+            "192.168.6.71".parse().unwrap(),
+            9712,
+        )
+        .unwrap();
+        assert_eq!(a.transport, MediaTransport::Udp);
+        let text = a.to_sdp().to_text();
+        let parsed = Sdp::parse(text.as_bytes()).unwrap();
+        assert_eq!(parsed.session, SessionKind::Play);
+        assert_eq!(parsed.gb_ssrc().map(|s| s.value()), Some(1002));
+        assert_eq!(parsed.video().unwrap().direction, Some(Direction::SendOnly));
+        assert_eq!(parsed.media_ip(), Some("192.168.6.71".parse().unwrap()));
+        let check = check_answer(&offer, &parsed);
+        assert_eq!(check.ssrc.map(|s| s.value()), Some(1002));
+        // A TCP passive offer (we listen) is answered "active" (the device connects), and the
+        // other way round — the role each side reads back with media_transport().
+        for (ours, theirs) in [
+            (MediaTransport::TcpPassive, MediaTransport::TcpActive),
+            (MediaTransport::TcpActive, MediaTransport::TcpPassive),
+        ] {
+            let offer = Offer {
+                kind: OfferKind::Play,
+                our_id: "34020000002000000001".into(),
+                channel_id: "34020000001310000001".into(),
+                ip: "10.0.0.1".parse().unwrap(),
+                port: 30000,
+                transport: ours,
+                ssrc: Ssrc::parse("0200000001").unwrap(),
+            }
+            .to_sdp();
+            let reparsed = Sdp::parse(offer.to_text().as_bytes()).unwrap();
+            assert_eq!(reparsed.media_transport(), Some(ours));
+            let a = Answer::for_offer(
+                &reparsed,
+                "34020000001320000001",
+                "10.0.0.2".parse().unwrap(),
+                40000,
+            )
+            .unwrap();
+            assert_eq!(a.transport, theirs);
+            let back = Sdp::parse(a.to_sdp().to_text().as_bytes()).unwrap();
+            assert_eq!(back.media_transport(), Some(theirs));
+            assert_eq!(back.video().unwrap().proto, MediaProto::TcpRtpAvp);
+        }
     }
 }

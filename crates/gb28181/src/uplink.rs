@@ -29,7 +29,7 @@ use crate::sip::{GbVersion, HeaderName, Message, Method, Peer, Transport};
 use crate::token::TokenGen;
 
 /// Uplink settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UplinkConfig {
     /// Our platform ID (the lower platform).
     pub our_id: GbId,
@@ -57,6 +57,27 @@ pub struct UplinkConfig {
     pub user_agent: String,
     /// `X-GB-Ver` we announce.
     pub version: GbVersion,
+}
+
+impl std::fmt::Debug for UplinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        f.debug_struct("UplinkConfig")
+            .field("our_id", &self.our_id)
+            .field("our_domain", &self.our_domain)
+            .field("upper_id", &self.upper_id)
+            .field("upper_domain", &self.upper_domain)
+            .field("upper", &self.upper)
+            .field("local", &self.local)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("expires", &self.expires)
+            .field("keepalive", &self.keepalive)
+            .field("retry_interval", &self.retry_interval)
+            .field("user_agent", &self.user_agent)
+            .field("version", &self.version)
+            .finish()
+    }
 }
 
 impl UplinkConfig {

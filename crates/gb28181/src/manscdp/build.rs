@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use encoding_rs::{GB18030, GBK};
 
-use super::types::{CatalogItem, CmdType};
+use super::types::{CatalogItem, CmdType, DeviceInfo, DeviceStatus};
 
 /// The character encoding of a body we send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,6 +19,11 @@ pub enum BodyEncoding {
     Gb18030,
     /// Declared and encoded `UTF-8`.
     Utf8,
+    /// No `encoding` in the declaration (`<?xml version="1.0"?>`, so UTF-8), as the eXosip
+    /// platform of vector 07 sends its queries and the Dahua device there answers them. Used
+    /// for our queries (ASCII only): a `GB2312` declaration makes some device stacks drop the
+    /// query (`gb28181-rs` 0.14, `testdata/interop/SOURCES.md`).
+    Undeclared,
 }
 
 impl BodyEncoding {
@@ -26,7 +31,7 @@ impl BodyEncoding {
         match self {
             BodyEncoding::Gb2312 => "GB2312",
             BodyEncoding::Gb18030 => "GB18030",
-            BodyEncoding::Utf8 => "UTF-8",
+            BodyEncoding::Utf8 | BodyEncoding::Undeclared => "UTF-8",
         }
     }
 
@@ -34,7 +39,7 @@ impl BodyEncoding {
         match self {
             BodyEncoding::Gb2312 => GBK.encode(s).0.into_owned(),
             BodyEncoding::Gb18030 => GB18030.encode(s).0.into_owned(),
-            BodyEncoding::Utf8 => s.as_bytes().to_vec(),
+            BodyEncoding::Utf8 | BodyEncoding::Undeclared => s.as_bytes().to_vec(),
         }
     }
 }
@@ -58,7 +63,10 @@ pub fn escape(s: &str) -> String {
 }
 
 fn prolog(enc: BodyEncoding) -> String {
-    format!("<?xml version=\"1.0\" encoding=\"{}\"?>\r\n", enc.label())
+    match enc {
+        BodyEncoding::Undeclared => "<?xml version=\"1.0\"?>\r\n".to_owned(),
+        _ => format!("<?xml version=\"1.0\" encoding=\"{}\"?>\r\n", enc.label()),
+    }
 }
 
 fn field(out: &mut String, name: &str, value: &str) {
@@ -222,9 +230,33 @@ pub fn catalog_response(
     limits: PacketLimits,
     enc: BodyEncoding,
 ) -> Vec<Bytes> {
+    catalog_packets("Response", our_id, sn, items, limits, enc)
+}
+
+/// A catalog change `<Notify>` (items carry their `<Event>`: ADD, DEL, ON, OFF, VLOST, DEFECT,
+/// UPDATE), split into packets like [`catalog_response`]. Devices send it as the body of a SIP
+/// NOTIFY on a catalog subscription, or of a MESSAGE.
+pub fn catalog_notify(
+    device_id: &str,
+    sn: u64,
+    items: &[CatalogItem],
+    limits: PacketLimits,
+    enc: BodyEncoding,
+) -> Vec<Bytes> {
+    catalog_packets("Notify", device_id, sn, items, limits, enc)
+}
+
+fn catalog_packets(
+    root: &str,
+    our_id: &str,
+    sn: u64,
+    items: &[CatalogItem],
+    limits: PacketLimits,
+    enc: BodyEncoding,
+) -> Vec<Bytes> {
     let head = |n: usize| {
         let mut s = prolog(enc);
-        s.push_str("<Response>\r\n");
+        let _ = write!(s, "<{root}>\r\n");
         field(&mut s, "CmdType", "Catalog");
         field(&mut s, "SN", &sn.to_string());
         field(&mut s, "DeviceID", our_id);
@@ -232,12 +264,12 @@ pub fn catalog_response(
         let _ = write!(s, "<DeviceList Num=\"{n}\">\r\n");
         s
     };
-    const TAIL: &str = "</DeviceList>\r\n</Response>\r\n";
+    let tail = format!("</DeviceList>\r\n</{root}>\r\n");
     let encoded: Vec<Vec<u8>> = items
         .iter()
         .map(|i| enc.encode(&catalog_item_xml(i)))
         .collect();
-    let base = enc.encode(&head(items.len())).len() + TAIL.len();
+    let base = enc.encode(&head(items.len())).len() + tail.len();
     let mut packets = Vec::new();
     let mut start = 0;
     while start < encoded.len() || (packets.is_empty() && encoded.is_empty()) {
@@ -254,7 +286,7 @@ pub fn catalog_response(
         for e in &encoded[start..end] {
             body.extend_from_slice(e);
         }
-        body.extend_from_slice(TAIL.as_bytes());
+        body.extend_from_slice(tail.as_bytes());
         packets.push(Bytes::from(body));
         if encoded.is_empty() {
             break;
@@ -262,4 +294,101 @@ pub fn catalog_response(
         start = end;
     }
     packets
+}
+
+/// A `DeviceInfo` `<Response>` (what a device answers to a DeviceInfo query; also what we
+/// answer an upper platform). Absent fields are omitted; `Result` defaults to `OK`.
+pub fn device_info_response(
+    sn: u64,
+    device_id: &str,
+    info: &DeviceInfo,
+    enc: BodyEncoding,
+) -> Bytes {
+    let mut s = prolog(enc);
+    s.push_str("<Response>\r\n");
+    field(&mut s, "CmdType", "DeviceInfo");
+    field(&mut s, "SN", &sn.to_string());
+    field(&mut s, "DeviceID", device_id);
+    let opt = |s: &mut String, n: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            field(s, n, v);
+        }
+    };
+    opt(&mut s, "DeviceName", &info.device_name);
+    field(&mut s, "Result", info.result.as_deref().unwrap_or("OK"));
+    opt(&mut s, "DeviceType", &info.device_type);
+    opt(&mut s, "Manufacturer", &info.manufacturer);
+    opt(&mut s, "Model", &info.model);
+    opt(&mut s, "Firmware", &info.firmware);
+    for (n, v) in [
+        ("MaxCamera", info.max_camera),
+        ("MaxAlarm", info.max_alarm),
+        ("Channel", info.channel),
+    ] {
+        if let Some(v) = v {
+            field(&mut s, n, &v.to_string());
+        }
+    }
+    s.push_str("</Response>\r\n");
+    Bytes::from(enc.encode(&s))
+}
+
+/// A `DeviceStatus` `<Response>`. `Result` defaults to `OK`; `Online` is written as
+/// `ONLINE`/`OFFLINE`.
+pub fn device_status_response(
+    sn: u64,
+    device_id: &str,
+    status: &DeviceStatus,
+    enc: BodyEncoding,
+) -> Bytes {
+    let mut s = prolog(enc);
+    s.push_str("<Response>\r\n");
+    field(&mut s, "CmdType", "DeviceStatus");
+    field(&mut s, "SN", &sn.to_string());
+    field(&mut s, "DeviceID", device_id);
+    field(&mut s, "Result", status.result.as_deref().unwrap_or("OK"));
+    if let Some(o) = status.online {
+        field(&mut s, "Online", if o { "ONLINE" } else { "OFFLINE" });
+    }
+    let opt = |s: &mut String, n: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            field(s, n, v);
+        }
+    };
+    opt(&mut s, "Status", &status.status);
+    opt(&mut s, "Reason", &status.reason);
+    opt(&mut s, "Encode", &status.encode);
+    opt(&mut s, "Record", &status.record);
+    opt(&mut s, "DeviceTime", &status.device_time);
+    if !status.alarm_status.is_empty() {
+        let _ = write!(s, "<AlarmStatus Num=\"{}\">\r\n", status.alarm_status.len());
+        for a in &status.alarm_status {
+            s.push_str("<Item>\r\n");
+            field(&mut s, "DeviceID", &a.device_id);
+            opt(&mut s, "DutyStatus", &a.duty_status);
+            s.push_str("</Item>\r\n");
+        }
+        s.push_str("</AlarmStatus>\r\n");
+    }
+    s.push_str("</Response>\r\n");
+    Bytes::from(enc.encode(&s))
+}
+
+/// A `<Response>` carrying only `Result` (`OK` or `ERROR`) for `cmd`, e.g. the body of a 200 OK
+/// to a catalog SUBSCRIBE.
+pub fn result_response(
+    cmd: &CmdType,
+    sn: u64,
+    device_id: &str,
+    ok: bool,
+    enc: BodyEncoding,
+) -> Bytes {
+    let mut s = prolog(enc);
+    s.push_str("<Response>\r\n");
+    field(&mut s, "CmdType", cmd.as_str());
+    field(&mut s, "SN", &sn.to_string());
+    field(&mut s, "DeviceID", device_id);
+    field(&mut s, "Result", if ok { "OK" } else { "ERROR" });
+    s.push_str("</Response>\r\n");
+    Bytes::from(enc.encode(&s))
 }

@@ -303,10 +303,19 @@ fn parse_tree_into(
             })
         }
     };
-    let cmd_text = root
-        .child_q("CmdType", &mut q)
-        .map(|c| c.text.clone())
-        .filter(|t| !t.is_empty());
+    // CmdType, SN and DeviceID are child elements; older stacks write them as attributes of
+    // the root (Quirk::ManscdpHeaderAsAttributes).
+    let header = |name: &str, q: &mut QuirkSet| -> Option<String> {
+        if let Some(t) = root.child_q(name, q).map(|c| c.text.trim().to_owned()) {
+            if !t.is_empty() {
+                return Some(t);
+            }
+        }
+        let a = root.attr(name).map(str::trim).filter(|t| !t.is_empty())?;
+        q.insert(Quirk::ManscdpHeaderAsAttributes);
+        Some(a.to_owned())
+    };
+    let cmd_text = header("CmdType", &mut q);
     let Some(cmd_text) = cmd_text else {
         return Err(ManscdpError::MissingField {
             device: device(),
@@ -316,11 +325,7 @@ fn parse_tree_into(
         });
     };
     let cmd_type = CmdType::parse(&cmd_text);
-    let device_id = match root
-        .child_q("DeviceID", &mut q)
-        .map(|c| c.text.clone())
-        .filter(|t| !t.is_empty())
-    {
+    let device_id = match header("DeviceID", &mut q) {
         Some(d) => d,
         None => {
             return Err(ManscdpError::MissingField {
@@ -331,7 +336,7 @@ fn parse_tree_into(
             })
         }
     };
-    let sn = match root.child_q("SN", &mut q).map(|c| c.text.trim()) {
+    let sn = match header("SN", &mut q).as_deref() {
         None | Some("") => None,
         Some(s) => Some(s.parse::<u64>().map_err(|_| ManscdpError::InvalidField {
             device: device(),

@@ -532,3 +532,156 @@ fn quirk_unresolved_xml_entity_in_a_real_name() {
     };
     assert_eq!(l.items[0].name.as_deref(), Some("1.64 & 海康摄像机"));
 }
+
+#[test]
+fn device_info_response_round_trips_the_dahua_answer() {
+    // Vector 13 (Dahua DeviceInfo response) parsed, rebuilt by the simulator's builder in GB2312
+    // and parsed again: every field survives, including the Chinese-free vendor strings.
+    let real = parse("13_dahua_deviceinfo_response.sip");
+    let Payload::DeviceInfo(info) = &real.payload else {
+        panic!("{:?}", real.payload)
+    };
+    let body = build::device_info_response(
+        real.sn.unwrap(),
+        &real.device_id,
+        info,
+        BodyEncoding::Gb2312,
+    );
+    let again = parse_body(&body, None).unwrap();
+    assert_eq!(again.cmd_type, CmdType::DeviceInfo);
+    assert_eq!(again.sn, real.sn);
+    assert_eq!(again.device_id, real.device_id);
+    assert_eq!(&again.payload, &real.payload);
+}
+
+#[test]
+fn device_status_response_round_trips_the_dahua_answer() {
+    let real = parse("17_dahua_devicestatus_response.sip");
+    let Payload::DeviceStatus(st) = &real.payload else {
+        panic!("{:?}", real.payload)
+    };
+    let body = build::device_status_response(9, &real.device_id, st, BodyEncoding::Utf8);
+    let again = parse_body(&body, None).unwrap();
+    assert_eq!(again.sn, Some(9));
+    assert_eq!(&again.payload, &real.payload);
+}
+
+#[test]
+fn catalog_notify_carries_events_and_splits_like_responses() {
+    let mut add = CatalogItem {
+        device_id: "34020000001320000009".into(),
+        name: Some("新增摄像机".into()),
+        event: Some(CatalogEvent::Add),
+        status: Some(ChannelStatus::On),
+        ..CatalogItem::default()
+    };
+    add.civil_code = Some(crate::gbid::CivilCode::parse("340200").unwrap());
+    let off = CatalogItem {
+        device_id: "34020000001320000003".into(),
+        event: Some(CatalogEvent::Off),
+        ..CatalogItem::default()
+    };
+    let packets = build::catalog_notify(
+        "34020000001180000001",
+        77,
+        &[add.clone(), off.clone()],
+        PacketLimits {
+            max_items: 1,
+            max_body_bytes: 1200,
+        },
+        BodyEncoding::Gb2312,
+    );
+    assert_eq!(packets.len(), 2);
+    let mut seen = Vec::new();
+    for p in &packets {
+        let m = parse_body(p, None).unwrap();
+        assert_eq!(m.root, Root::Notify);
+        let Payload::CatalogNotify(l) = m.payload else {
+            panic!()
+        };
+        assert_eq!((l.sum_num, l.list_num), (Some(2), Some(1)));
+        seen.extend(l.items);
+    }
+    assert_eq!(seen, vec![add, off]);
+}
+
+#[test]
+fn result_response_parses_as_a_result() {
+    let body = build::result_response(
+        &CmdType::DeviceControl,
+        3,
+        "34020000001320000001",
+        false,
+        BodyEncoding::Gb2312,
+    );
+    let m = parse_body(&body, None).unwrap();
+    assert_eq!(m.payload, Payload::Result(Some("ERROR".into())));
+}
+
+#[test]
+fn queries_are_byte_identical_to_the_exosip_platform_of_vector_07() {
+    // Our Catalog/DeviceInfo/DeviceStatus queries in the undeclared form the Dahua device of
+    // vectors 07-17 answered (modulo line ends: eXosip wrote LF, we write CRLF).
+    for (file, cmd, sn) in [
+        ("07_server_catalog_query.sip", CmdType::Catalog, 7),
+        ("11_server_deviceinfo_query.sip", CmdType::DeviceInfo, 9),
+        (
+            "15_server_devicestatus_query.sip",
+            CmdType::DeviceStatus,
+            10,
+        ),
+    ] {
+        let real = body_of(file);
+        let ours = build::query(&cmd, sn, "34020000001320000002", BodyEncoding::Undeclared);
+        let norm = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .replace("\r\n", "\n")
+                .trim_end()
+                .to_owned()
+        };
+        assert_eq!(norm(&ours), norm(&real), "{file}");
+    }
+}
+
+#[test]
+fn quirk_manscdp_header_as_attributes_gb28181_rs() {
+    // Wire captures from the gb28181-rs 0.14.1 device library (testdata/interop/SOURCES.md).
+    let interop = |name: &str| {
+        let path = format!("{}/testdata/interop/{name}", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        parse_datagram(bytes).unwrap().body.to_vec()
+    };
+    let ka = parse_body(
+        &interop("gb28181rs_0.14.1_keepalive_attribute_form.sip"),
+        None,
+    )
+    .unwrap();
+    assert!(ka.is_keepalive());
+    assert_eq!(ka.sn, Some(1));
+    assert_eq!(ka.device_id, "34020000001320000101");
+    assert!(ka.quirks.contains(Quirk::ManscdpHeaderAsAttributes));
+    let cat = parse_body(
+        &interop("gb28181rs_0.14.1_catalog_response_attribute_form.sip"),
+        None,
+    )
+    .unwrap();
+    assert_eq!((cat.cmd_type.clone(), cat.sn), (CmdType::Catalog, Some(7)));
+    let Payload::CatalogResponse(l) = cat.payload else {
+        panic!()
+    };
+    assert_eq!((l.sum_num, l.items.len()), (Some(1), 1));
+    assert_eq!(l.items[0].status, Some(ChannelStatus::On));
+    let info = parse_body(
+        &interop("gb28181rs_0.14.1_deviceinfo_response_attribute_form.sip"),
+        None,
+    )
+    .unwrap();
+    let Payload::DeviceInfo(i) = info.payload else {
+        panic!()
+    };
+    assert_eq!(i.firmware.as_deref(), Some("0.14.1"));
+    // The element form still wins over a stray attribute.
+    let both = parse_body(b"<Notify CmdType=\"Alarm\"><CmdType>Keepalive</CmdType><SN>3</SN><DeviceID>x</DeviceID></Notify>", None).unwrap();
+    assert!(both.is_keepalive());
+    assert!(!both.quirks.contains(Quirk::ManscdpHeaderAsAttributes));
+}

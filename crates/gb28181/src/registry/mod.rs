@@ -63,12 +63,14 @@ impl KeepalivePolicy {
 }
 
 /// Registry settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RegistryConfig {
     /// Our SIP server ID.
     pub server_id: GbId,
-    /// Our SIP domain; the digest realm.
+    /// Our SIP domain; the digest realm unless `realm` is set.
     pub domain: DomainCode,
+    /// Digest realm, when it is not the domain (GB/T 28181 uses the 10-digit domain).
+    pub realm: Option<String>,
     /// Password for devices without their own. `None`: only devices with a password may
     /// register.
     pub default_password: Option<String>,
@@ -99,12 +101,37 @@ pub struct RegistryConfig {
     pub max_devices: usize,
 }
 
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        f.debug_struct("RegistryConfig")
+            .field("server_id", &self.server_id)
+            .field("domain", &self.domain)
+            .field("realm", &self.realm)
+            .field("has_default_password", &self.default_password.is_some())
+            .field("require_auth", &self.require_auth)
+            .field("auth", &self.auth)
+            .field("ban", &self.ban)
+            .field("keepalive", &self.keepalive)
+            .field("default_expires", &self.default_expires)
+            .field("min_expires", &self.min_expires)
+            .field("max_expires", &self.max_expires)
+            .field("expiry_grace", &self.expiry_grace)
+            .field("date_utc_offset_minutes", &self.date_utc_offset_minutes)
+            .field("user_agent", &self.user_agent)
+            .field("our_version", &self.our_version)
+            .field("max_devices", &self.max_devices)
+            .finish()
+    }
+}
+
 impl RegistryConfig {
     /// Defaults for a server ID and domain.
     pub fn new(server_id: GbId, domain: DomainCode) -> Self {
         RegistryConfig {
             server_id,
             domain,
+            realm: None,
             default_password: None,
             require_auth: true,
             auth: AuthPolicy::default(),
@@ -310,7 +337,7 @@ impl Registry {
         let token_key = hmac_sha256(&secret, &[b"token key"]);
         Registry {
             digest: DigestServer::new(
-                config.domain.as_str(),
+                config.realm.as_deref().unwrap_or(config.domain.as_str()),
                 digest_key,
                 epoch,
                 config.auth.clone(),
@@ -401,7 +428,7 @@ impl Registry {
             cmd,
             sn,
             id.as_str(),
-            crate::manscdp::build::BodyEncoding::Gb2312,
+            crate::manscdp::build::BodyEncoding::Undeclared,
         );
         self.cseq = self.cseq.wrapping_add(1).max(1);
         let msg = OutgoingRequest {

@@ -16,6 +16,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -200,6 +201,7 @@ enum ServerState {
 
 #[derive(Debug)]
 struct ServerTxn {
+    key: Arc<ServerKey>,
     peer: Peer,
     state: ServerState,
     last_response: Option<Bytes>,
@@ -220,6 +222,7 @@ enum ClientState {
 
 #[derive(Debug)]
 struct ClientTxn {
+    key: Arc<ClientKey>,
     peer: Peer,
     state: ClientState,
     request: Bytes,
@@ -232,20 +235,51 @@ struct ClientTxn {
     generation: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// What a timer entry wakes: a transaction at a generation (re-arming bumps the generation,
+/// so stale entries are recognised without searching the heap). Keys are shared, so arming
+/// costs no allocation.
+#[derive(Debug, Clone)]
 enum TimerRef {
-    Server(u64, String, String, String),
-    Client(u64, String, String),
+    Server(u64, Arc<ServerKey>),
+    Client(u64, Arc<ClientKey>),
+}
+
+/// A heap entry, ordered by due time, then by arming order.
+#[derive(Debug, Clone)]
+struct Timer {
+    at: Instant,
+    seq: u64,
+    target: TimerRef,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Timer {}
+
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
 }
 
 /// The transaction layer for one SIP endpoint.
 #[derive(Debug, Default)]
 pub struct TransactionLayer {
     config: TimerConfig,
-    servers: HashMap<ServerKey, ServerTxn>,
-    clients: HashMap<ClientKey, ClientTxn>,
+    servers: HashMap<Arc<ServerKey>, ServerTxn>,
+    clients: HashMap<Arc<ClientKey>, ClientTxn>,
     accepted: HashMap<(String, u32), ServerKey>,
-    heap: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    heap: BinaryHeap<Reverse<Timer>>,
     generation: u64,
 }
 
@@ -342,15 +376,11 @@ impl TransactionLayer {
                 (a, b) => a.or(b),
             };
             if let Some(w) = wake {
-                self.heap.push(Reverse((
-                    w,
-                    TimerRef::Server(
-                        generation,
-                        key.branch.clone(),
-                        key.sent_by.clone(),
-                        key.method.to_string(),
-                    ),
-                )));
+                self.heap.push(Reverse(Timer {
+                    at: w,
+                    seq: generation,
+                    target: TimerRef::Server(generation, t.key.clone()),
+                }));
             }
         }
     }
@@ -364,10 +394,11 @@ impl TransactionLayer {
                 (a, b) => a.or(b),
             };
             if let Some(w) = wake {
-                self.heap.push(Reverse((
-                    w,
-                    TimerRef::Client(generation, key.branch.clone(), key.method.to_string()),
-                )));
+                self.heap.push(Reverse(Timer {
+                    at: w,
+                    seq: generation,
+                    target: TimerRef::Client(generation, t.key.clone()),
+                }));
             }
         }
     }
@@ -375,8 +406,8 @@ impl TransactionLayer {
     /// Drops heap entries of transactions that were re-armed or removed, so that
     /// [`next_deadline`](Self::next_deadline) is exact.
     fn prune(&mut self) {
-        while let Some(Reverse((_, r))) = self.heap.peek() {
-            if self.timer_is_live(r) {
+        while let Some(Reverse(t)) = self.heap.peek() {
+            if self.timer_is_live(&t.target) {
                 break;
             }
             self.heap.pop();
@@ -385,31 +416,20 @@ impl TransactionLayer {
 
     fn timer_is_live(&self, r: &TimerRef) -> bool {
         match r {
-            TimerRef::Server(generation, branch, sent_by, method) => {
-                let key = ServerKey {
-                    branch: branch.clone(),
-                    sent_by: sent_by.clone(),
-                    method: Method::from_token(method),
-                };
-                self.servers
-                    .get(&key)
-                    .is_some_and(|t| t.generation == *generation)
-            }
-            TimerRef::Client(generation, branch, method) => {
-                let key = ClientKey {
-                    branch: branch.clone(),
-                    method: Method::from_token(method),
-                };
-                self.clients
-                    .get(&key)
-                    .is_some_and(|t| t.generation == *generation)
-            }
+            TimerRef::Server(generation, key) => self
+                .servers
+                .get(&**key)
+                .is_some_and(|t| t.generation == *generation),
+            TimerRef::Client(generation, key) => self
+                .clients
+                .get(&**key)
+                .is_some_and(|t| t.generation == *generation),
         }
     }
 
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) has work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((t, _))| *t)
+        self.heap.peek().map(|Reverse(t)| t.at)
     }
 
     /// Classifies a received request.
@@ -491,9 +511,11 @@ impl TransactionLayer {
         } else {
             self.config.t64()
         };
+        let shared = Arc::new(key.clone());
         self.servers.insert(
-            key.clone(),
+            shared.clone(),
             ServerTxn {
+                key: shared,
                 peer,
                 state: ServerState::Trying,
                 last_response: None,
@@ -613,9 +635,11 @@ impl TransactionLayer {
         let bytes = request.to_bytes();
         let reliable = peer.transport.is_reliable();
         let is_invite = key.method == Method::Invite;
+        let shared = Arc::new(key.clone());
         self.clients.insert(
-            key.clone(),
+            shared.clone(),
             ClientTxn {
+                key: shared,
                 peer,
                 state: ClientState::Calling,
                 request: bytes.clone(),
@@ -763,32 +787,19 @@ impl TransactionLayer {
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<TimerEvent> {
         let mut out = Vec::new();
-        while let Some(Reverse((when, _))) = self.heap.peek() {
-            if *when > now {
+        while let Some(Reverse(t)) = self.heap.peek() {
+            if t.at > now {
                 break;
             }
-            let Some(Reverse((_, r))) = self.heap.pop() else {
+            let Some(Reverse(t)) = self.heap.pop() else {
                 break;
             };
-            if !self.timer_is_live(&r) {
+            if !self.timer_is_live(&t.target) {
                 continue;
             }
-            match r {
-                TimerRef::Server(_, branch, sent_by, method) => {
-                    let key = ServerKey {
-                        branch,
-                        sent_by,
-                        method: Method::from_token(&method),
-                    };
-                    self.fire_server(key, now, &mut out);
-                }
-                TimerRef::Client(_, branch, method) => {
-                    let key = ClientKey {
-                        branch,
-                        method: Method::from_token(&method),
-                    };
-                    self.fire_client(key, now, &mut out);
-                }
+            match t.target {
+                TimerRef::Server(_, key) => self.fire_server((*key).clone(), now, &mut out),
+                TimerRef::Client(_, key) => self.fire_client((*key).clone(), now, &mut out),
             }
         }
         self.prune();
