@@ -238,6 +238,37 @@ impl<'a> FieldReader<'a> {
     }
 }
 
+/// The part of `vui_parameters()` that H.264 (E.1.1) and H.265 (E.2.1) share, up to and
+/// including the chroma sample location: returns the sample aspect ratio, if signalled.
+pub(crate) fn parse_vui_prefix(r: &mut FieldReader<'_>) -> Result<Option<(u16, u16)>, SpsError> {
+    let mut sar = None;
+    if r.flag("aspect_ratio_info_present_flag")? {
+        let idc = r.bits("aspect_ratio_idc", 8)?;
+        sar = if idc == 255 {
+            let w = r.bits("sar_width", 16)? as u16;
+            let h = r.bits("sar_height", 16)? as u16;
+            (w != 0 && h != 0).then_some((w, h))
+        } else {
+            sample_aspect_ratio(idc)
+        };
+    }
+    if r.flag("overscan_info_present_flag")? {
+        r.flag("overscan_appropriate_flag")?;
+    }
+    if r.flag("video_signal_type_present_flag")? {
+        r.bits("video_format", 3)?;
+        r.flag("video_full_range_flag")?;
+        if r.flag("colour_description_present_flag")? {
+            r.bits("colour_primaries/transfer/matrix", 24)?;
+        }
+    }
+    if r.flag("chroma_loc_info_present_flag")? {
+        r.ue("chroma_sample_loc_type_top_field")?;
+        r.ue("chroma_sample_loc_type_bottom_field")?;
+    }
+    Ok(sar)
+}
+
 /// Pixel aspect ratio for `aspect_ratio_idc` 1..=16 (H.264 table E-1, H.265 table E-1).
 pub(crate) fn sample_aspect_ratio(idc: u32) -> Option<(u16, u16)> {
     const TABLE: [(u16, u16); 16] = [

@@ -1,7 +1,7 @@
 //! H.264 (ISO/IEC 14496-10): NAL unit types, sequence parameter set parsing, key frames and
 //! access unit boundaries.
 
-use crate::bits::{plausible_frame_rate, sample_aspect_ratio, to_rbsp, FieldReader, SpsError};
+use crate::bits::{parse_vui_prefix, plausible_frame_rate, to_rbsp, FieldReader, SpsError};
 use crate::nal::AvccNals;
 
 const CODEC: &str = "H.264";
@@ -255,30 +255,7 @@ fn skip_scaling_list(r: &mut FieldReader<'_>, size: usize) -> Result<(), SpsErro
 
 /// `vui_parameters()` up to the timing information (E.1.1).
 fn parse_vui(r: &mut FieldReader<'_>, sps: &mut Sps) -> Result<(), SpsError> {
-    if r.flag("aspect_ratio_info_present_flag")? {
-        let idc = r.bits("aspect_ratio_idc", 8)?;
-        sps.sample_aspect_ratio = if idc == 255 {
-            let w = r.bits("sar_width", 16)? as u16;
-            let h = r.bits("sar_height", 16)? as u16;
-            (w != 0 && h != 0).then_some((w, h))
-        } else {
-            sample_aspect_ratio(idc)
-        };
-    }
-    if r.flag("overscan_info_present_flag")? {
-        r.flag("overscan_appropriate_flag")?;
-    }
-    if r.flag("video_signal_type_present_flag")? {
-        r.bits("video_format", 3)?;
-        r.flag("video_full_range_flag")?;
-        if r.flag("colour_description_present_flag")? {
-            r.bits("colour_primaries/transfer/matrix", 24)?;
-        }
-    }
-    if r.flag("chroma_loc_info_present_flag")? {
-        r.ue("chroma_sample_loc_type_top_field")?;
-        r.ue("chroma_sample_loc_type_bottom_field")?;
-    }
+    sps.sample_aspect_ratio = parse_vui_prefix(r)?;
     if r.flag("timing_info_present_flag")? {
         let num_units_in_tick = r.bits("num_units_in_tick", 32)?;
         let time_scale = r.bits("time_scale", 32)?;
