@@ -10,13 +10,13 @@
 //! rule book.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::geo::GeoPoint;
+use crate::key::{key_problem, text_key_impls, KeyRules};
 use crate::time::truncate_for_error;
 
 /// A grid code: 1–64 characters from `A–Z a–z 0–9 - _ .`.
@@ -30,19 +30,11 @@ pub struct GridCode(String);
 impl GridCode {
     /// Validates a code.
     pub fn parse(text: &str) -> Result<GridCode, GridError> {
-        let reason = if text.is_empty() {
-            Some("empty")
-        } else if text.len() > 64 {
-            Some("longer than 64 characters")
-        } else if !text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            Some("only A-Z, a-z, 0-9, '-', '_' and '.' are allowed")
-        } else {
-            None
+        const RULES: KeyRules = KeyRules {
+            punctuation: b"-_.",
+            described: "only A-Z, a-z, 0-9, '-', '_' and '.' are allowed",
         };
-        match reason {
+        match key_problem(text, &RULES) {
             Some(reason) => Err(GridError::InvalidCode {
                 code: truncate_for_error(text),
                 reason,
@@ -57,30 +49,7 @@ impl GridCode {
     }
 }
 
-impl TryFrom<String> for GridCode {
-    type Error = GridError;
-    fn try_from(s: String) -> Result<Self, GridError> {
-        GridCode::parse(&s)
-    }
-}
-
-impl From<GridCode> for String {
-    fn from(c: GridCode) -> String {
-        c.0
-    }
-}
-
-impl fmt::Display for GridCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for GridCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GridCode({})", self.0)
-    }
-}
+text_key_impls!(GridCode, GridError);
 
 /// One management unit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ pub mod geo;
 pub mod grid;
 pub mod id;
 pub mod import;
+mod key;
 pub mod model;
 #[cfg(feature = "openapi")]
 mod openapi;

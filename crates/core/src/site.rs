@@ -4,7 +4,6 @@
 //! Each kind also says which national intact-rate target applies to cameras watching it (see
 //! [`IntactClass`]).
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +11,7 @@ use thiserror::Error;
 
 use crate::geo::GeoPoint;
 use crate::grid::GridCode;
+use crate::key::{key_problem, text_key_impls, KeyRules};
 use crate::time::truncate_for_error;
 
 /// Why a site or one of its fields was rejected.
@@ -41,19 +41,11 @@ pub struct SiteId(String);
 impl SiteId {
     /// Validates an ID.
     pub fn parse(text: &str) -> Result<SiteId, SiteError> {
-        let reason = if text.is_empty() {
-            Some("empty")
-        } else if text.len() > 64 {
-            Some("longer than 64 characters")
-        } else if !text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-        {
-            Some("only A-Z, a-z, 0-9, '-', '_', '.' and ':' are allowed")
-        } else {
-            None
+        const RULES: KeyRules = KeyRules {
+            punctuation: b"-_.:",
+            described: "only A-Z, a-z, 0-9, '-', '_', '.' and ':' are allowed",
         };
-        match reason {
+        match key_problem(text, &RULES) {
             Some(reason) => Err(SiteError::InvalidId {
                 id: truncate_for_error(text),
                 reason,
@@ -68,30 +60,7 @@ impl SiteId {
     }
 }
 
-impl TryFrom<String> for SiteId {
-    type Error = SiteError;
-    fn try_from(s: String) -> Result<Self, SiteError> {
-        SiteId::parse(&s)
-    }
-}
-
-impl From<SiteId> for String {
-    fn from(s: SiteId) -> String {
-        s.0
-    }
-}
-
-impl fmt::Display for SiteId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for SiteId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SiteId({})", self.0)
-    }
-}
+text_key_impls!(SiteId, SiteError);
 
 /// The six groups of the coverage scope in seed 001 section 三.2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
