@@ -1,7 +1,8 @@
 //! The daemon's life: the CLI refuses while the daemon holds the data directory; SIGTERM
 //! stops it cleanly (open status intervals closed at the stop, index flushed) and a restart
 //! finds every record, report and audit entry; after a crash (SIGKILL) the next start closes
-//! the intervals at the last heartbeat; `vigil demo` serves a generated town.
+//! the intervals at the last heartbeat; `vigil demo` serves a generated town and records its
+//! simulated cameras.
 
 mod support;
 
@@ -214,6 +215,43 @@ fn demo_serves_a_generated_town_and_cleans_up() {
         4,
         "three towns and a header: {ranking}"
     );
+    // The demo's simulated cameras are recorded; the town's cameras are records only.
+    assert!(
+        daemon
+            .stdout
+            .iter()
+            .any(|l| l.contains("simulated RTSP cameras")),
+        "{:?}",
+        daemon.stdout
+    );
+    let recorders = support::video::wait_for(
+        "the demo cameras recording",
+        Duration::from_secs(30),
+        || {
+            let r = api.get("/api/v1/recorders").expect(200).json();
+            let pulled: Vec<serde_json::Value> = r
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["url"].is_string())
+                .cloned()
+                .collect();
+            let recording = |s: &serde_json::Value| {
+                s["state"] == "recording" && s["recorder"]["committed_end"].is_string()
+            };
+            if pulled.len() == 4 && pulled.iter().all(recording) {
+                Ok(pulled)
+            } else {
+                Err(r.to_string())
+            }
+        },
+    );
+    let first = recorders[0]["camera"].as_str().unwrap();
+    let list = api
+        .get(&format!("/api/v1/cameras/{first}/recordings"))
+        .expect(200)
+        .json();
+    assert_eq!(list["runs"].as_array().unwrap().len(), 1, "{list}");
     daemon.stop();
     assert!(!data.exists(), "the throwaway directory was not removed");
     let _ = std::fs::remove_file(log);

@@ -114,6 +114,56 @@ fn cases() -> Vec<Case> {
             call: |c, _| c.get("/api/v1/tokens"),
             expect: [200, 403, 403, 403],
         },
+        // Recording is off in this test, so the roles that may pass get 503 (the permission is
+        // checked first).
+        Case {
+            what: "read recordings",
+            call: |c, _| c.get("/api/v1/cameras/37010000001320000001/recordings"),
+            expect: [503, 503, 503, 503],
+        },
+        Case {
+            what: "export video",
+            call: |c, _| {
+                c.get("/api/v1/cameras/37010000001320000001/recording.mp4?start=2024-01-01T00:00:00Z&end=2024-01-01T00:01:00Z")
+            },
+            expect: [503, 503, 403, 503],
+        },
+        Case {
+            what: "watch live video",
+            call: |c, _| c.get("/api/v1/cameras/37010000001320000001/live.mp4"),
+            expect: [503, 503, 403, 403],
+        },
+        Case {
+            what: "run the access test",
+            call: |c, _| {
+                c.post(
+                    "/api/v1/cameras/37010000001320000001/access-test",
+                    "application/json",
+                    b"",
+                )
+            },
+            expect: [503, 403, 503, 403],
+        },
+        Case {
+            what: "set a retention policy",
+            call: |c, _| {
+                c.put_json(
+                    "/api/v1/cameras/37010000001320000001/retention",
+                    &json!({"key_target": true}),
+                )
+            },
+            expect: [503, 503, 403, 403],
+        },
+        Case {
+            what: "decide acceptance",
+            call: |c, _| {
+                c.post_json(
+                    "/api/v1/cameras/37010000001320000001/acceptance",
+                    &json!({"decision": "rejected", "note": "不合格"}),
+                )
+            },
+            expect: [200, 200, 403, 403],
+        },
         Case {
             what: "read own identity",
             call: |c, _| c.get("/api/v1/me"),

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod dataset;
+pub mod video;
 
 /// The binary under test.
 pub fn vigil_bin() -> &'static str {
@@ -25,7 +26,9 @@ pub struct Env {
 }
 
 impl Env {
-    /// A fresh data directory; `extra` is appended to the configuration (TOML).
+    /// A fresh data directory; `extra` is appended to the configuration (TOML). Recording is
+    /// off unless `extra` has a `[recording]` section: the datasets file cameras at addresses
+    /// that tests must not contact.
     pub fn new(extra: &str) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("vigil-e2e-")
@@ -33,8 +36,13 @@ impl Env {
             .expect("temporary directory");
         let config = dir.path().join("vigil.toml");
         let data = dir.path().join("data");
+        let recording = if extra.contains("[recording") {
+            ""
+        } else {
+            "[recording]\nenabled = false\n\n"
+        };
         let text = format!(
-            "[data]\ndir = {:?}\n\n[log]\nfilter = \"info\"\n\n{extra}\n",
+            "[data]\ndir = {:?}\n\n[log]\nfilter = \"info\"\n\n{recording}{extra}\n",
             data.display().to_string()
         );
         std::fs::write(&config, text).expect("writing the configuration");
@@ -320,13 +328,18 @@ impl Client {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Response {
-        self.send(method, path, content_type, body, false)
+        self.send(method, path, content_type, body, false, &[])
+    }
+
+    /// A request without a body, with extra headers (`Range`, `If-Range`, …).
+    pub fn request_with(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.send(method, path, None, b"", false, headers)
     }
 
     /// Sends with `Expect: 100-continue`: the body goes only if the server asks for it (as
     /// curl does for large uploads).
     pub fn post_expecting_continue(&self, path: &str, content_type: &str, body: &[u8]) -> Response {
-        self.send("POST", path, Some(content_type), body, true)
+        self.send("POST", path, Some(content_type), body, true, &[])
     }
 
     fn send(
@@ -336,6 +349,7 @@ impl Client {
         content_type: Option<&str>,
         body: &[u8],
         expect_continue: bool,
+        extra: &[(&str, &str)],
     ) -> Response {
         let host = self.base.trim_start_matches("http://");
         let mut stream = TcpStream::connect(host).expect("connecting to vigil");
@@ -354,6 +368,9 @@ impl Client {
         }
         if expect_continue {
             head.push_str("Expect: 100-continue\r\n");
+        }
+        for (name, value) in extra {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
         stream

@@ -10,6 +10,10 @@
 //!   parameter parsers that produce them;
 //! - [`text`], [`ingest`], [`imports`]: reading UTF-8/GB18030 CSV/JSON files and running imports
 //!   (shared with `vigil import`);
+//! - [`recording`]: the recording subsystem's handle (store, RTSP pullers, access test,
+//!   snapshots) and each camera's recording state;
+//! - [`gb28181`]: the GB/T 28181 subsystem's handle (SIP server views and control) and what
+//!   the daemon filed from each device's catalog;
 //! - [`reports`]: the report questions and their CSV renderings (shared with `vigil report`);
 //! - [`audit`]: writing the audit log; [`views`]: the API's own response shapes;
 //! - [`openapi`]: the document's metadata (paths come from the route registrations).
@@ -18,12 +22,14 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod gb28181;
 pub mod imports;
 pub mod ingest;
 pub mod openapi;
 pub mod params;
 pub mod policy;
 pub mod problem;
+pub mod recording;
 pub mod reports;
 pub mod routes;
 pub mod state;

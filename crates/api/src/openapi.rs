@@ -12,10 +12,10 @@ use crate::problem::{FieldError, Problem};
     info(
         title = "vigil",
         description = "Metadata index and compliance reports for public-security video \
-            monitoring centres: grids, key sites, cameras and their status history, and how far \
-            each grid is from its targets. Authenticate with `Authorization: Bearer <token>`; \
-            errors are RFC 9457 problem documents (`application/problem+json`) naming the \
-            row/field and the reason."
+            monitoring centres: grids, key sites, cameras and their status history, how far \
+            each grid is from its targets, and the cameras' recorded and live video. \
+            Authenticate with `Authorization: Bearer <token>`; errors are RFC 9457 problem \
+            documents (`application/problem+json`) naming the row/field and the reason."
     ),
     modifiers(&BearerToken),
     components(schemas(Problem, FieldError)),
@@ -29,6 +29,8 @@ use crate::problem::{FieldError, Problem};
         (name = "reports", description = "Compliance figures, ranking, blind spots, deadlines, targets"),
         (name = "audit", description = "The append-only audit log"),
         (name = "tokens", description = "API tokens"),
+        (name = "recordings", description = "Recorded and live video: recorder states, recordings, MP4 export, live view, snapshots, retention"),
+        (name = "gb28181", description = "GB/T 28181 devices and channels: registration, keepalive, catalogs, recording control, CivilCode mapping, counters"),
     )
 )]
 pub struct ApiDoc;

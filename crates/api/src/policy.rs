@@ -13,7 +13,14 @@
 //!   decommissions cameras; cannot change targets, grids or sites, cannot delete history (no
 //!   camera deletion, no history import), and does not see compliance reports or the audit log.
 //! - **auditor** (考核/督查) is read-only: the register, status history, every report and the
-//!   audit log.
+//!   audit log; may export recorded video (evidence they keep), but does not watch live video.
+//! - Video: operators watch live video and snapshots, export recordings, accept new cameras
+//!   (审核验收, the centre's decision after the integrator's access test) and mark cameras as
+//!   anti-terror key targets (90-day retention); integrators run the access test (part of
+//!   `register_cameras`) but neither watch nor export video.
+//! - GB/T 28181: operators start and stop the recording of a device's channels and re-query a
+//!   device's catalog (`control_devices`); everyone who reads the register sees devices,
+//!   channels and the CivilCode table.
 
 use std::fmt;
 
@@ -47,6 +54,16 @@ pub enum Permission {
     SetTargets,
     /// Create, list and revoke API tokens.
     ManageTokens,
+    /// Watch live video and take snapshots.
+    ViewVideo,
+    /// Export recorded video as MP4.
+    ExportVideo,
+    /// Accept or reject a camera (审核验收) after its access test.
+    AcceptCameras,
+    /// Set a camera's retention policy (anti-terror key target, longer retention).
+    SetRetention,
+    /// Start and stop recording GB/T 28181 channels and re-query device catalogs.
+    ControlDevices,
 }
 
 impl Permission {
@@ -64,6 +81,11 @@ impl Permission {
             Permission::ImportHistory => "import_history",
             Permission::SetTargets => "set_targets",
             Permission::ManageTokens => "manage_tokens",
+            Permission::ViewVideo => "view_video",
+            Permission::ExportVideo => "export_video",
+            Permission::AcceptCameras => "accept_cameras",
+            Permission::SetRetention => "set_retention",
+            Permission::ControlDevices => "control_devices",
         }
     }
 }
@@ -95,6 +117,11 @@ pub const POLICY: &[(Permission, [bool; 4])] = &[
     (Permission::ImportHistory,    [Y,    Y,       N,         N]),
     (Permission::SetTargets,       [Y,    N,       N,         N]),
     (Permission::ManageTokens,     [Y,    N,       N,         N]),
+    (Permission::ViewVideo,        [Y,    Y,       N,         N]),
+    (Permission::ExportVideo,      [Y,    Y,       N,         Y]),
+    (Permission::AcceptCameras,    [Y,    Y,       N,         N]),
+    (Permission::SetRetention,     [Y,    Y,       N,         N]),
+    (Permission::ControlDevices,   [Y,    Y,       N,         N]),
 ];
 
 fn column(role: Role) -> usize {
@@ -148,7 +175,7 @@ mod tests {
     use super::*;
     use Permission::*;
 
-    const ALL: [Permission; 11] = [
+    const ALL: [Permission; 16] = [
         ReadCatalog,
         ReadStatus,
         ReadReports,
@@ -160,6 +187,11 @@ mod tests {
         ImportHistory,
         SetTargets,
         ManageTokens,
+        ViewVideo,
+        ExportVideo,
+        AcceptCameras,
+        SetRetention,
+        ControlDevices,
     ];
 
     #[test]
@@ -179,7 +211,7 @@ mod tests {
     fn auditor_is_read_only_and_reads_everything() {
         assert_eq!(
             permissions(Role::Auditor),
-            [ReadCatalog, ReadStatus, ReadReports, ReadAudit]
+            [ReadCatalog, ReadStatus, ReadReports, ReadAudit, ExportVideo]
         );
     }
 
@@ -195,16 +227,31 @@ mod tests {
             ReadAudit,
             ReadReports,
             ManageTokens,
+            ViewVideo,
+            ExportVideo,
+            AcceptCameras,
+            SetRetention,
+            ControlDevices,
         ] {
             assert!(!allows(Role::Integrator, denied), "{denied}");
         }
     }
 
     #[test]
-    fn operator_reads_and_imports_history_only() {
+    fn operator_reads_imports_history_and_handles_video_and_acceptance() {
         assert_eq!(
             permissions(Role::Operator),
-            [ReadCatalog, ReadStatus, ReadReports, ImportHistory]
+            [
+                ReadCatalog,
+                ReadStatus,
+                ReadReports,
+                ImportHistory,
+                ViewVideo,
+                ExportVideo,
+                AcceptCameras,
+                SetRetention,
+                ControlDevices
+            ]
         );
     }
 

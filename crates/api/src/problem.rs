@@ -237,6 +237,17 @@ impl Problem {
         .detail(detail)
     }
 
+    /// The service cannot answer this now: a subsystem it needs is not running, or what the
+    /// request waits for (a camera's video) did not come (503).
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+        )
+        .detail(detail)
+    }
+
     /// An error on our side. The detail is logged, not sent: it may name paths or internals.
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error while serving a request");

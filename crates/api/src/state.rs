@@ -3,11 +3,13 @@
 //!
 //! # Extension point for other subsystems
 //! The recording store with its RTSP pullers and the GB/T 28181 server are wired in by the
-//! daemon as separate modules. Each hands the API a handle through [`Subsystems`]: today the API
-//! only asks a handle for its [`SubsystemHealth`] (shown by `GET /api/v1/health`); a subsystem
-//! that serves routes (playback, export, device lists) adds its own router module under
-//! `routes/` and reads its handle from [`AppState::subsystems`]. A field that is `None` means
-//! the daemon does not run that subsystem, and its routes answer 503.
+//! daemon as separate modules. Each hands the API a handle through [`Subsystems`]: the API asks
+//! every handle for its [`SubsystemHealth`] (shown by `GET /api/v1/health`); a subsystem that
+//! serves routes (playback, export, device lists) adds its own router module under `routes/`
+//! and reads its handle from [`AppState::subsystems`]. The recording handle is the concrete
+//! [`crate::recording::Recording`] (`routes/recordings.rs`, `routes/acceptance.rs`), the GB/T 28181
+//! handle the concrete [`crate::gb28181::Gb28181`] (`routes/gb28181.rs`). A field
+//! that is `None` means the daemon does not run that subsystem, and its routes answer 503.
 
 use std::sync::Arc;
 
@@ -70,15 +72,20 @@ pub trait SubsystemHandle: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Subsystems {
     /// Recording store and RTSP pullers.
-    pub recordings: Option<Arc<dyn SubsystemHandle>>,
+    pub recordings: Option<Arc<crate::recording::Recording>>,
     /// GB/T 28181 SIP server and cascade uplink.
-    pub gb28181: Option<Arc<dyn SubsystemHandle>>,
+    pub gb28181: Option<Arc<crate::gb28181::Gb28181>>,
 }
 
 impl Subsystems {
     /// The handles that are present, in a fixed order.
-    pub fn present(&self) -> impl Iterator<Item = &Arc<dyn SubsystemHandle>> + '_ {
-        [&self.recordings, &self.gb28181].into_iter().flatten()
+    pub fn present(&self) -> impl Iterator<Item = &dyn SubsystemHandle> + '_ {
+        let recordings = self
+            .recordings
+            .as_deref()
+            .map(|r| r as &dyn SubsystemHandle);
+        let gb28181 = self.gb28181.as_deref().map(|g| g as &dyn SubsystemHandle);
+        recordings.into_iter().chain(gb28181)
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`time`]: `Timestamp` (ms since the epoch, UTC), half-open `Interval`s, `IntervalSet`
 //!   histories with binary-search queries;
 //! - [`id`]: the only GB/T 28181 ID / domain / CivilCode parser;
+//! - [`civil`]: the one place a CivilCode is mapped to a grid;
 //! - [`geo`], [`grid`], [`site`], [`camera`], [`status`], [`role`]: the records;
 //! - [`ratio`], [`target`]: exact figures, exact targets, deadline progress;
 //! - [`model`]: the in-memory model (cheap snapshots) and its validated changes;
@@ -14,6 +15,7 @@
 
 pub mod camera;
 mod chunked;
+pub mod civil;
 pub mod compliance;
 pub mod geo;
 pub mod grid;

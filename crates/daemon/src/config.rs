@@ -40,6 +40,10 @@ pub struct Config {
     pub compliance: ComplianceConfig,
     /// Start and stop.
     pub service: ServiceConfig,
+    /// Recording: segment store, RTSP pullers, access test, video routes.
+    pub recording: crate::recording::RecordingConfig,
+    /// GB/T 28181: SIP server, filing of catalog channels, CivilCode table, cascade.
+    pub gb28181: crate::gb28181::Gb28181Config,
 }
 
 /// `[data]`
@@ -240,6 +244,8 @@ impl Config {
         if self.http.max_body_bytes == 0 {
             return Err(anyhow!("http.max_body_bytes must be positive"));
         }
+        self.recording.check()?;
+        self.gb28181.check()?;
         Ok(())
     }
 
@@ -286,5 +292,17 @@ mod tests {
         );
         let c = Config::parse("[compliance.weights]\ncoverage = 1\n").unwrap();
         assert_eq!(c.compliance.options().unwrap().weights.0.len(), 1);
+        assert!(Config::parse("[recording]\nsegment_secs = 0\n").is_err());
+        assert!(Config::parse("[recording.rtsp]\ntransport = \"sctp\"\n").is_err());
+        assert!(Config::parse("[recording.access_test]\nseconds = 120\n").is_err());
+        let c =
+            Config::parse("[recording]\nsegment_secs = 2\n[recording.rtsp]\ntransport = \"udp\"\n")
+                .unwrap();
+        assert_eq!(c.recording.segment_secs, 2);
+        assert_eq!(
+            c.recording.store_dir(Path::new("/d")),
+            PathBuf::from("/d/recordings")
+        );
+        assert_eq!(c.recording.settings().transport, vigil_rtsp::Transport::Udp);
     }
 }

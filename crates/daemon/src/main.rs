@@ -1,19 +1,24 @@
 //! The vigil daemon and command line.
 //!
-//! `vigil run` serves the HTTP API; `vigil demo` serves a generated city on a throwaway data
-//! directory; `vigil token`, `vigil import` and `vigil report` work on the data directory
-//! directly (and so refuse while the daemon holds it). Layout of this crate:
+//! `vigil run` serves the HTTP API and records; `vigil demo` serves a generated city on a
+//! throwaway data directory; `vigil token`, `vigil import`, `vigil report` and
+//! `vigil rebuild-index` work on the data directory directly (and so refuse while the daemon
+//! holds it). Layout of this crate:
 //! - [`config`]: the TOML configuration (`config/vigil.toml`), one section per subsystem;
 //! - [`datadir`]: the data directory, its lock and the daemon's heartbeat;
 //! - [`service`], [`supervisor`], [`http`]: starting, running and stopping the subsystems;
+//! - [`recording`]: the segment store and one RTSP puller and recorder per camera;
+//! - [`gb28181`]: the GB/T 28181 server, filing its devices' channels as cameras, recording them;
 //! - [`commands`]: the subcommands; [`progress`]: progress output; [`logging`], [`shutdown`].
 
 mod commands;
 mod config;
 mod datadir;
+mod gb28181;
 mod http;
 mod logging;
 mod progress;
+mod recording;
 mod service;
 mod shutdown;
 mod supervisor;
@@ -59,6 +64,9 @@ enum Command {
     Import(commands::import::ImportArgs),
     /// Compute a report from the data directory directly.
     Report(commands::report::ReportArgs),
+    /// Re-create the recording catalogue in the index from the segment files (the daemon must
+    /// not run).
+    RebuildIndex,
 }
 
 fn main() -> ExitCode {
@@ -87,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => commands::token::run(&config, cli.data_dir, cmd),
         Command::Import(args) => commands::import::run(&config, cli.data_dir, args),
         Command::Report(args) => commands::report::run(&config, cli.data_dir, args),
+        Command::RebuildIndex => commands::rebuild_index::run(&config, cli.data_dir),
     }
 }
 

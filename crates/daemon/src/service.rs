@@ -29,7 +29,9 @@ use vigil_index::Index;
 
 use crate::config::Config;
 use crate::datadir::{DataDir, RunState};
+use crate::gb28181::{self, Gb28181Service};
 use crate::http::HttpServer;
+use crate::recording::{self, PullScope, RecordingService};
 use crate::supervisor::{self, Run, Subsystem};
 
 /// The wall clock.
@@ -44,28 +46,60 @@ pub struct Started {
     http: HttpServer,
     addr: SocketAddr,
     config: Config,
+    recording: Option<RecordingService>,
+    gb28181: Option<Gb28181Service>,
 }
 
 /// Opens the index in `data`, recovers from an unclean stop, and binds the HTTP API on `listen`.
 pub async fn start(config: Config, data: DataDir, listen: SocketAddr) -> anyhow::Result<Started> {
+    start_scoped(config, data, listen, PullScope::Register).await
+}
+
+/// [`start`], pulling the RTSP cameras `scope` selects (`vigil demo` pulls only its own).
+pub async fn start_scoped(
+    config: Config,
+    data: DataDir,
+    listen: SocketAddr,
+    scope: PullScope,
+) -> anyhow::Result<Started> {
     let api = config.api()?;
     let options = config.index.options();
     let data = Arc::new(data);
-    let index = {
+    let (index, store) = {
         let data = data.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<Index> {
-            let index = data.open_index(&options)?;
+        let recording = config.recording.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let index = Arc::new(data.open_index(&options)?);
+            // The store's recovery first: it closes recording intervals exactly (see
+            // `recording`), the heartbeat rule below closes what is left.
+            let store = recording
+                .enabled
+                .then(|| recording::open_store(&recording, data.root(), index.clone()))
+                .transpose()?;
             recover(&data, &index)?;
             data.set_run_state(&RunState {
                 last_alive: now(),
                 clean: false,
             })?;
-            Ok(index)
+            Ok((index, store))
         })
         .await??
     };
-    let index = Arc::new(index);
-    let state = AppState::new(index.clone(), api, Subsystems::default());
+    let recording =
+        store.map(|s| RecordingService::new(s, index.clone(), &config.recording, scope));
+    // GB/T 28181 channels are recorded into the same store as the RTSP cameras.
+    let gb28181 = match config.gb28181.enabled {
+        true => {
+            let store = recording.as_ref().map(|r| r.handle().store().clone());
+            Some(gb28181::start(&config.gb28181, index.clone(), store).await?)
+        }
+        false => None,
+    };
+    let subsystems = Subsystems {
+        recordings: recording.as_ref().map(RecordingService::handle),
+        gb28181: gb28181.as_ref().map(Gb28181Service::handle),
+    };
+    let state = AppState::new(index.clone(), api, subsystems);
     let http = HttpServer::bind(listen, state).await?;
     let addr = http.local_addr()?;
     Ok(Started {
@@ -74,6 +108,8 @@ pub async fn start(config: Config, data: DataDir, listen: SocketAddr) -> anyhow:
         http,
         addr,
         config,
+        recording,
+        gb28181,
     })
 }
 
@@ -111,6 +147,11 @@ impl Started {
         &self.index
     }
 
+    /// The GB/T 28181 server's SIP UDP address, when it runs (for `vigil demo`'s device).
+    pub fn gb28181_sip_addr(&self) -> Option<SocketAddr> {
+        self.gb28181.as_ref().map(Gb28181Service::sip_udp_addr)
+    }
+
     /// Serves until `stop` is cancelled (or a subsystem fails), then stops cleanly (see the
     /// module docs).
     pub async fn serve(self, stop: CancellationToken) -> anyhow::Result<()> {
@@ -120,13 +161,21 @@ impl Started {
             http,
             addr,
             config,
+            recording,
+            gb28181,
         } = self;
         tracing::info!(%addr, dir = %data.root().display(), "serving the HTTP API");
         let heartbeat = Heartbeat {
             data: data.clone(),
             every: Duration::from_secs(config.service.heartbeat_secs),
         };
-        let subsystems: Vec<Box<dyn Subsystem>> = vec![Box::new(http), Box::new(heartbeat)];
+        let mut subsystems: Vec<Box<dyn Subsystem>> = vec![Box::new(http), Box::new(heartbeat)];
+        if let Some(gb28181) = gb28181 {
+            subsystems.push(Box::new(gb28181));
+        }
+        if let Some(recording) = recording {
+            subsystems.push(Box::new(recording));
+        }
         let outcome = supervisor::supervise(
             subsystems,
             stop,

@@ -21,8 +21,6 @@
 //! - [`subscription`]: catalog SUBSCRIBE/NOTIFY, subscriber side.
 //! - [`play`]: live-video INVITE sessions on device channels, with retry backoff.
 //! - [`uas`]: answering INVITEs we receive (100 Trying, CANCEL → 487).
-//! - [`rtp_tcp`]: RTP over TCP framing detection (RFC 4571 or RTSP-interleaved).
-//! - [`ps_repair`]: rewriting a malformed PES header layout before the PS demuxer.
 //! - [`server`]: the tokio SIP server, media sessions and uplinks around all of the above
 //!   (the only module that does I/O).
 //!
@@ -46,18 +44,17 @@
 //!    NOTIFYs and MESSAGE `<Notify>` bodies become catalog changes.
 //! 7. Media: [`play::PlayManager`] builds the INVITE ([`sdp::Offer`], SSRC from
 //!    [`ssrc::SsrcAllocator`]), checks the answer ([`sdp::check_answer`]), ACKs, hangs up and
-//!    retries with backoff; the server receives the RTP ([`rtp_tcp`], [`ps_repair`], then
-//!    `vigil_media`'s RTP receiver and PS demuxer).
+//!    retries with backoff; the server receives the RTP with `vigil_media`'s RFC 4571 decoder
+//!    (which also detects the interleaved `$` framing some devices use), RTP receiver and PS
+//!    demuxer (which also reads the gb28181-rs PES header layout).
 
 pub mod catalog;
 pub mod digest;
 pub mod gbid;
 pub mod manscdp;
 pub mod play;
-pub mod ps_repair;
 pub mod quirks;
 pub mod registry;
-pub mod rtp_tcp;
 pub mod sdp;
 pub mod server;
 pub mod sip;

@@ -4,7 +4,10 @@
 //! with the device it was seen on. Parsers record the quirks they had to apply in a [`QuirkSet`]
 //! so that the server can log "device X needed quirk Y" once and operators can see which
 //! integrations are off-standard. Each quirk has a unit test built from the real-device bytes in
-//! `testdata/` (test names start with `quirk_`).
+//! `testdata/` (test names start with `quirk_`); the two media quirks are policies of
+//! `vigil-media`, which owns RTP and PS, and are tested there (`quirk_rtp_over_tcp_dollar_framing_gb28181_rs`
+//! in `rtp::rfc4571`, `quirk_pes_header_without_marker_byte_gb28181_rs` in
+//! `tests/ps_gb28181_rs.rs`).
 
 use std::fmt;
 
@@ -87,7 +90,8 @@ pub enum Quirk {
     /// RTP over TCP framed RTSP-interleaved style (`'$'`, channel, 16-bit length) instead of
     /// RFC 4571 (16-bit length only). Seen from the `gb28181-rs` 0.14 device library, which
     /// calls it "GB28181 Annex C `$`-framing"; detected per stream by
-    /// [`crate::rtp_tcp::TcpRtpFramer`].
+    /// [`vigil_media::rtp::Rfc4571Decoder`] (policy `DollarFraming`,
+    /// [`vigil_media::rtp::TcpFraming::Interleaved`]).
     RtpOverTcpDollarFraming,
     /// MANSCDP `CmdType`/`SN`/`DeviceID` written as attributes of the root element
     /// (`<Notify CmdType="Keepalive" SN="1">`) instead of child elements — the older platform
@@ -95,8 +99,9 @@ pub enum Quirk {
     /// (`testdata/interop/`). Read from the attributes when the elements are absent.
     ManscdpHeaderAsAttributes,
     /// PES headers without their first flags byte (the `'10'` marker byte) and with a `0x00`
-    /// filler after PTS/DTS instead (`gb28181-rs` 0.14 `build_pes_packet`). Rewritten to the
-    /// standard layout by [`crate::ps_repair::PesRepair`] before demuxing.
+    /// filler after PTS/DTS instead (`gb28181-rs` 0.14 `build_pes_packet`). Read by the PS
+    /// demuxer's policy `PesHeaderWithoutMarkerByte`
+    /// ([`vigil_media::ps::PsDemuxConfig::accept_pes_without_marker_byte`]).
     PesHeaderWithoutMarkerByte,
 }
 

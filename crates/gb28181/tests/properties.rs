@@ -1,5 +1,6 @@
-//! Property tests: no parser panics on arbitrary or mutated real-device bytes, the TCP framer
-//! is independent of chunking, and serialize→parse round-trips.
+//! Property tests: no parser panics on arbitrary or mutated real-device bytes, and
+//! serialize→parse round-trips. (The TCP media framing and PS header policies are tested in
+//! vigil-media, which owns them.)
 
 use std::time::{Duration, Instant};
 
@@ -9,9 +10,7 @@ use vigil_gb28181::catalog::{AssemblerConfig, CatalogAssembler};
 use vigil_gb28181::digest::{Challenge, Credentials};
 use vigil_gb28181::gbid::{DomainCode, GbId};
 use vigil_gb28181::manscdp::parse_body;
-use vigil_gb28181::ps_repair::PesRepair;
 use vigil_gb28181::registry::{Registry, RegistryConfig};
-use vigil_gb28181::rtp_tcp::TcpRtpFramer;
 use vigil_gb28181::sdp::{MediaTransport, Offer, OfferKind, Sdp};
 use vigil_gb28181::sip::{parse_datagram, Frame, HeaderName, Message, Method, Peer, StreamFramer};
 use vigil_gb28181::ssrc::Ssrc;
@@ -145,22 +144,6 @@ fn config() -> ProptestConfig {
         cases,
         ..ProptestConfig::default()
     }
-}
-
-/// A standard program stream (our muxer, the first frames of the 720p demo clip), as a
-/// mutation seed.
-fn standard_ps() -> &'static [&'static [u8]] {
-    static PS: std::sync::OnceLock<Vec<&'static [u8]>> = std::sync::OnceLock::new();
-    PS.get_or_init(|| {
-        let clip = vigil_sim::gb::GbClip::demo_h264().unwrap();
-        let mut mux =
-            vigil_media::ps::PsMuxer::new(vigil_media::ps::PsMuxConfig::video(clip.codec));
-        let mut out = bytes::BytesMut::new();
-        for f in clip.frames.iter().take(3) {
-            mux.mux_video(f, &mut out).unwrap();
-        }
-        vec![Box::leak(out.to_vec().into_boxed_slice()) as &'static [u8]]
-    })
 }
 
 proptest! {
@@ -359,71 +342,5 @@ proptest! {
         prop_assert_eq!(parsed.expires, expires);
         prop_assert_eq!(&parsed.reason, &reason);
         prop_assert_eq!(parsed.to_string(), text);
-    }
-
-    #[test]
-    fn tcp_rtp_framer_never_panics_and_ignores_chunking(
-        sizes in proptest::collection::vec(12usize..2000, 1..20),
-        dollar in any::<bool>(),
-        garbage in proptest::collection::vec(any::<u8>(), 0..64),
-        chunk in 1usize..3000,
-    ) {
-        let mut stream = Vec::new();
-        let mut pkts = Vec::new();
-        for (i, n) in sizes.iter().enumerate() {
-            let mut p = vec![0x80, 96, 0, i as u8];
-            p.resize(*n, 0x5a);
-            if dollar {
-                stream.extend_from_slice(&[b'$', 0]);
-            }
-            stream.extend_from_slice(&(*n as u16).to_be_bytes());
-            stream.extend_from_slice(&p);
-            pkts.push(p);
-        }
-        let run = |data: &[u8], chunk: usize| {
-            let mut f = TcpRtpFramer::new();
-            let mut out = Vec::new();
-            for c in data.chunks(chunk) {
-                f.push(c);
-                while let Some(p) = f.next_packet() {
-                    out.push(p.to_vec());
-                }
-            }
-            out
-        };
-        prop_assert_eq!(run(&stream, chunk), pkts);
-        // Garbage in front: never panics, every packet returned is RTP version 2.
-        let mut dirty = garbage.clone();
-        dirty.extend_from_slice(&stream);
-        for p in run(&dirty, chunk) {
-            prop_assert!(p.len() >= 12 && p[0] >> 6 == 2);
-        }
-    }
-
-    #[test]
-    fn pes_repair_is_chunking_independent_and_keeps_standard_streams(
-        data in prop_oneof![
-            proptest::collection::vec(any::<u8>(), 0..3000),
-            mutated(standard_ps()),
-        ],
-        chunk in 1usize..2000,
-    ) {
-        let run = |chunk: usize| {
-            let mut r = PesRepair::new();
-            let mut out = Vec::new();
-            for c in data.chunks(chunk) {
-                out.extend_from_slice(&r.process(c));
-            }
-            out.extend(r.discontinuity());
-            (out, r.repaired())
-        };
-        let (whole, n) = run(data.len().max(1));
-        let (chunked, m) = run(chunk);
-        prop_assert_eq!(&whole, &chunked);
-        prop_assert_eq!(n, m);
-        prop_assert_eq!(whole.len(), data.len(), "repairs never change the length");
-        if n == 0 {
-            prop_assert_eq!(&whole, &data);
-        }
     }
 }

@@ -118,6 +118,7 @@ impl Index {
         }
         self.commit(batch, true, || format!("saving camera {id}"))?;
         self.write()?.apply_cameras(vec![version]);
+        self.cameras_changed();
         Ok(())
     }
 
@@ -159,6 +160,7 @@ impl Index {
             keys::history_prefix(id),
             keys::diagnosis_prefix(id),
             keys::credentials_key(id),
+            keys::access_test_key(id),
         ] {
             for kv in self.db.scan_prefix(prefix) {
                 let (k, _) =
@@ -168,6 +170,7 @@ impl Index {
         }
         self.commit(batch, true, || format!("deleting camera {id}"))?;
         self.write()?.remove_camera(id);
+        self.cameras_changed();
         Ok(())
     }
 
@@ -186,7 +189,41 @@ impl Index {
             Some(c) => batch.insert(keys::credentials_key(id), encode_credentials(id, c)?),
             None => batch.remove(keys::credentials_key(id)),
         }
-        self.commit(batch, true, || format!("saving credentials of camera {id}"))
+        self.commit(batch, true, || format!("saving credentials of camera {id}"))?;
+        self.cameras_changed();
+        Ok(())
+    }
+
+    /// Stores the report of a camera's latest RTSP access test (接入检测), replacing the
+    /// previous one (fsynced). The index keeps it as opaque JSON: its shape belongs to the RTSP
+    /// side. It must not contain credentials.
+    pub fn set_access_test(&self, id: &GbId, report: &serde_json::Value) -> Result<(), IndexError> {
+        let _w = self.lock_writer()?;
+        if self.read()?.camera(id).is_none() {
+            return Err(ModelError::UnknownCamera { id: *id }.into());
+        }
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            keys::access_test_key(id),
+            encode_json(&format!("access test of camera {id}"), report)?,
+        );
+        self.commit(batch, true, || {
+            format!("saving the access test of camera {id}")
+        })
+    }
+
+    /// The report of a camera's latest access test, if it had one.
+    pub fn access_test(&self, id: &GbId) -> Result<Option<serde_json::Value>, IndexError> {
+        let key = keys::access_test_key(id);
+        let Some(v) = self.db.get(&key).map_err(|e| {
+            IndexError::storage(format!("reading the access test of camera {id}"), e)
+        })?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| IndexError::corrupt(&key, e))
     }
 
     /// The RTSP credentials of a camera, if any (for the puller; never for reports).

@@ -368,6 +368,7 @@ impl Index {
         if n > 0 {
             self.commit(batch, true, || format!("importing {n} camera records"))?;
             self.write()?.apply_cameras(keep(versions, &plan.accepted));
+            self.cameras_changed();
         }
         Ok(ImportReport {
             applied: n,

@@ -19,6 +19,7 @@
 //! | `q:` | state byte (`w`/`d`) + camera id + segment start | empty: segments recovery must visit |
 //! | `y:` | camera id | JSON retention policy |
 //! | `m:store` | — | identity of the segment store |
+//! | `x:` | camera id | JSON report of the camera's latest RTSP access test (接入检测) |
 //!
 //! Histories are stored in chunks of [`CHUNK`] entries (chunk `k` holds entries `k·C … k·C+C−1`
 //! of the in-memory sequence), so a live transition rewrites one small value, not the camera's
@@ -47,6 +48,7 @@ pub(crate) const SEGMENT: &[u8] = b"v:";
 pub(crate) const SEGMENT_MARKER: &[u8] = b"q:";
 pub(crate) const RETENTION: &[u8] = b"y:";
 pub(crate) const STORE_ID_KEY: &[u8] = b"m:store";
+pub(crate) const ACCESS_TEST: &[u8] = b"x:";
 
 /// Big-endian bytes of an i64 with the sign bit flipped, so byte order = numeric order.
 pub(crate) fn ord_i64(v: i64) -> [u8; 8] {
@@ -85,6 +87,10 @@ pub(crate) fn camera_key(id: &GbId, from: Timestamp) -> Vec<u8> {
 
 pub(crate) fn credentials_key(id: &GbId) -> Vec<u8> {
     key(CREDENTIALS, &[id.as_bytes()])
+}
+
+pub(crate) fn access_test_key(id: &GbId) -> Vec<u8> {
+    key(ACCESS_TEST, &[id.as_bytes()])
 }
 
 pub(crate) fn kind_byte(kind: StatusKind) -> u8 {

@@ -44,6 +44,7 @@ mod recordings;
 mod tokens;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use vigil_core::compliance::{
@@ -87,6 +88,9 @@ pub struct Index {
     path: String,
     state: RwLock<Registry>,
     writer: Mutex<()>,
+    /// Bumped by every change to camera records or credentials (see
+    /// [`Index::camera_generation`]).
+    camera_changes: AtomicU64,
 }
 
 impl std::fmt::Debug for Index {
@@ -131,6 +135,7 @@ impl Index {
             path,
             state: RwLock::new(registry),
             writer: Mutex::new(()),
+            camera_changes: AtomicU64::new(0),
         })
     }
 
@@ -188,6 +193,18 @@ impl Index {
         self.flush()?;
         self.write()?.set_targets(targets);
         Ok(())
+    }
+
+    /// A counter that changes whenever this process changes a camera record, adds or deletes
+    /// a camera, or changes RTSP credentials (single writes and imports alike). Sources that
+    /// follow the register (the RTSP pullers) poll it to notice changes without re-reading
+    /// every camera. Starts at 0 when the index is opened.
+    pub fn camera_generation(&self) -> u64 {
+        self.camera_changes.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn cameras_changed(&self) {
+        self.camera_changes.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn read(&self) -> Result<RwLockReadGuard<'_, Registry>, IndexError> {

@@ -812,3 +812,35 @@ fn tokens_and_audit_log() {
     assert!(p2.next.is_none());
     assert!(p1.entries[0].seq < p1.entries[1].seq);
 }
+
+#[test]
+fn camera_changes_bump_the_generation_and_access_tests_are_kept_per_camera() {
+    let index = Index::temporary().unwrap();
+    let g0 = index.camera_generation();
+    populated(&index);
+    let g1 = index.camera_generation();
+    assert!(g1 > g0, "an import changes the generation");
+    // Status and other records do not.
+    index
+        .set_status(&cam_id(1), StatusKind::Online, t(-1), true)
+        .unwrap();
+    index.put_site(site("s2", "a1")).unwrap();
+    assert_eq!(index.camera_generation(), g1);
+    index.put_camera(import(t(-50), camera(3, "b"))).unwrap();
+    let g2 = index.camera_generation();
+    assert!(g2 > g1);
+    index.set_rtsp_credentials(&cam_id(3), None).unwrap();
+    let g3 = index.camera_generation();
+    assert!(g3 > g2);
+
+    assert_eq!(index.access_test(&cam_id(3)).unwrap(), None);
+    let report = serde_json::json!({"meets_hd": true, "width": 1280});
+    index.set_access_test(&cam_id(3), &report).unwrap();
+    assert_eq!(index.access_test(&cam_id(3)).unwrap(), Some(report));
+    assert!(index
+        .set_access_test(&cam_id(99), &serde_json::json!({}))
+        .is_err());
+    index.delete_camera(&cam_id(3)).unwrap();
+    assert!(index.camera_generation() > g3);
+    assert_eq!(index.access_test(&cam_id(3)).unwrap(), None);
+}

@@ -117,6 +117,46 @@ proptest! {
         feed_demuxer(&data, chunk);
     }
 
+    /// RFC 4571 and the interleaved `$` framing (policy `DollarFraming`), with garbage in
+    /// front: packets come out whatever the chunking, and only RTP version-2 packets.
+    #[test]
+    fn tcp_rtp_framing_never_panics_and_ignores_chunking(
+        sizes in prop::collection::vec(12usize..2000, 1..20),
+        dollar in any::<bool>(),
+        garbage in prop::collection::vec(any::<u8>(), 0..64),
+        chunk in 1usize..3000,
+    ) {
+        let mut stream = Vec::new();
+        let mut pkts = Vec::new();
+        for (i, n) in sizes.iter().enumerate() {
+            let mut p = vec![0x80, 96, 0, i as u8];
+            p.resize(*n, 0x5a);
+            if dollar {
+                stream.extend_from_slice(&[b'$', 0]);
+            }
+            stream.extend_from_slice(&(*n as u16).to_be_bytes());
+            stream.extend_from_slice(&p);
+            pkts.push(p);
+        }
+        let run = |data: &[u8], chunk: usize| {
+            let mut d = Rfc4571Decoder::new();
+            let mut out = Vec::new();
+            for c in data.chunks(chunk) {
+                d.push(c);
+                while let Some(p) = d.next_packet() {
+                    out.push(p.to_vec());
+                }
+            }
+            out
+        };
+        prop_assert_eq!(run(&stream, chunk), pkts);
+        let mut dirty = garbage.clone();
+        dirty.extend_from_slice(&stream);
+        for p in run(&dirty, chunk) {
+            prop_assert!(p.len() >= 12 && p[0] >> 6 == 2);
+        }
+    }
+
     #[test]
     fn rtp_parsers_never_panic(data in nasty_bytes(200), chunk in 1..50usize) {
         let _ = RtpPacket::parse(Bytes::from(data.clone()));

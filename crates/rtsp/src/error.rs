@@ -166,10 +166,21 @@ pub(crate) struct ErrorContext<'a> {
 const MAX_DETAIL: usize = 240;
 
 impl ErrorContext<'_> {
-    /// The first line of a third-party message, secrets removed, length bounded.
+    /// The first line of a third-party message, secrets removed, length bounded. A later
+    /// line saying what was being parsed (retina: `while parsing SPS: <hex>`) is kept without
+    /// its hex dump, so that the operator learns *what* did not parse.
     pub(crate) fn detail(&self, message: &str) -> String {
-        let first = message.lines().next().unwrap_or_default().trim();
-        let mut detail = self.redactor.scrub(first);
+        let mut lines = message.lines();
+        let first = lines.next().unwrap_or_default().trim();
+        let context = lines
+            .map(str::trim)
+            .find(|l| l.starts_with("while "))
+            .map(|l| l.split(':').next().unwrap_or(l).trim());
+        let text = match context {
+            Some(c) => format!("{first} ({c})"),
+            None => first.to_owned(),
+        };
+        let mut detail = self.redactor.scrub(&text);
         if detail.len() > MAX_DETAIL {
             let mut end = MAX_DETAIL;
             while !detail.is_char_boundary(end) {
@@ -371,6 +382,17 @@ mod tests {
         let e = ctx.classify_parts(None, &long).to_string();
         assert!(!e.contains("Secr3tPw"), "{e}");
         assert!(e.len() < 400, "{}", e.len());
+        // What was being parsed is kept, its hex dump is not.
+        let e = ctx
+            .classify_parts(
+                None,
+                "unexpected end of data\nwhile parsing SPS: 42 01 01 00",
+            )
+            .to_string();
+        assert_eq!(
+            e,
+            "bad data from the camera: unexpected end of data (while parsing SPS)"
+        );
     }
 
     #[test]

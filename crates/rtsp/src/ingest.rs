@@ -139,12 +139,37 @@ impl RateWindow {
 }
 
 /// Facts for measuring a stream over its whole duration (the access test).
+///
+/// The frame rate is measured over the steps between consecutive frames that move forward by
+/// at most [`Measure::MAX_STEP`]: a camera (or a server re-syncing a shared pipeline when a
+/// second client joins) may step its clock back or forward, and a span from the smallest to
+/// the largest timestamp would then count frames over the wrong length of media time.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Measure {
-    pub min_pts: Option<i64>,
-    pub max_pts: Option<i64>,
+    /// The previous frame's timestamp.
+    pub last_pts: Option<i64>,
+    /// Sum of the forward steps between consecutive frames, 90 kHz ticks.
+    pub steady_ticks: i64,
+    /// Number of those steps.
+    pub steady_steps: u64,
     /// Index (in delivered frames) of the last two key frames.
     pub last_keys: (Option<u64>, Option<u64>),
+}
+
+impl Measure {
+    /// Longest step between consecutive frames that counts as steady (1 s: a frame rate of 1).
+    pub const MAX_STEP: i64 = 90_000;
+
+    fn observe(&mut self, pts: i64) {
+        if let Some(last) = self.last_pts {
+            let step = pts - last;
+            if step > 0 && step <= Self::MAX_STEP {
+                self.steady_ticks += step;
+                self.steady_steps += 1;
+            }
+        }
+        self.last_pts = Some(pts);
+    }
 }
 
 /// The per-session frame pipeline.
@@ -245,8 +270,7 @@ impl Ingest {
             self.counters.key_frames += 1;
             self.measure.last_keys = (self.measure.last_keys.1, Some(index));
         }
-        self.measure.min_pts = Some(self.measure.min_pts.map_or(raw.pts, |m| m.min(raw.pts)));
-        self.measure.max_pts = Some(self.measure.max_pts.map_or(raw.pts, |m| m.max(raw.pts)));
+        self.measure.observe(raw.pts);
         self.window
             .add(received, self.rate_interval, raw.pts, raw.data.len());
         Ok(Some(SourceEvent::Frame {

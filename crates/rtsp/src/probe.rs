@@ -127,7 +127,7 @@ pub struct AccessTestReport {
     pub key_frames: u64,
     /// Frames from one key frame to the next (the last complete GOP seen).
     pub gop_frames: Option<u64>,
-    /// Media time covered by the frames, in milliseconds.
+    /// Media time covered by the frames, in milliseconds (camera clock jumps left out).
     pub measured_ms: u64,
     pub meets_hd: bool,
     pub failures: Vec<AccessFailure>,
@@ -216,14 +216,10 @@ fn report(
     let params = ingest.params().filter(|_| ingest.counters.frames > 0);
     let c = &ingest.counters;
     let m = &ingest.measure;
-    let span = match (m.min_pts, m.max_pts) {
-        (Some(a), Some(b)) if b > a => Some(b - a),
-        _ => None,
-    };
-    // Frames-1 intervals over the span; rounded to hundredths for a readable report.
-    let fps = span
-        .filter(|_| c.frames > 1)
-        .map(|s| round2((c.frames - 1) as f64 * 90_000.0 / s as f64));
+    // Steady steps between consecutive frames over the media time they cover (clock jumps
+    // left out, see `Measure`); rounded to hundredths for a readable report.
+    let span = (m.steady_ticks > 0).then_some(m.steady_ticks);
+    let fps = span.map(|s| round2(m.steady_steps as f64 * 90_000.0 / s as f64));
     let declared_fps = params
         .and_then(|p| p.frame_rate())
         .and_then(|(n, d)| (d != 0).then(|| round2(f64::from(n) / f64::from(d))));
@@ -368,6 +364,43 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["meets_hd"], true);
         assert_eq!(json["transport"], "tcp");
+    }
+
+    #[test]
+    fn a_clock_stepping_back_does_not_change_the_measured_frame_rate() {
+        // What GStreamer's shared pipelines do to a client when a second one joins: the
+        // timestamps restart 400 ms back.
+        let loaded = DemoClip::H264_720p.load().unwrap();
+        let mut ingest = Ingest::new(Duration::from_secs(2), Duration::from_secs(1));
+        ingest
+            .set_sample_entry(loaded.params.sample_entry().clone())
+            .unwrap();
+        let mut splitter =
+            vigil_media::AccessUnitSplitter::new(Some(DemoClip::H264_720p.codec()), 3600);
+        splitter.push(DemoClip::H264_720p.annex_b());
+        splitter.flush();
+        let all: Vec<_> = std::iter::from_fn(|| splitter.next_frame()).collect();
+        let t = Instant::now();
+        for (n, f) in all.iter().cycle().take(100).enumerate() {
+            let n = n as i64;
+            let pts = if n < 50 { n * 3600 } else { (n - 10) * 3600 };
+            let raw = RawFrame {
+                pts,
+                data: Bytes::clone(&f.data),
+                loss: 0,
+            };
+            ingest.frame(raw, Timestamp::EPOCH, t).unwrap();
+        }
+        let r = report(
+            &source(),
+            Timestamp::EPOCH,
+            &HdRequirement::default(),
+            &ingest,
+            None,
+        );
+        assert_eq!(r.fps, Some(25.0), "{r:?}");
+        assert_eq!(r.measured_ms, 98 * 40);
+        assert!(r.meets_hd, "{:?}", r.failures);
     }
 
     #[test]

@@ -115,6 +115,7 @@ pub fn spawn(
     let (state_tx, state) = watch::channel(PullerState::Connecting {
         attempt: 1,
         since: clock::now(),
+        last_error: None,
     });
     let span = tracing::info_span!("rtsp", camera = %id, url = %source.url);
     let worker = Worker {
@@ -153,12 +154,14 @@ struct SessionOutcome {
 impl Worker {
     async fn run(mut self) {
         let mut backoff = Backoff::new(self.options.backoff);
+        let mut last_error: Option<PullError> = None;
         let reason = loop {
             self.state.send_replace(PullerState::Connecting {
                 attempt: backoff.failures() + 1,
                 since: clock::now(),
+                last_error: last_error.clone(),
             });
-            let outcome = self.session().await;
+            let outcome = self.session(last_error.take()).await;
             let error = match outcome.result {
                 Ok(_) => {
                     self.outbox
@@ -195,8 +198,9 @@ impl Worker {
                 attempt: backoff.failures(),
                 failed_at,
                 next_attempt_at: clock::after(failed_at, delay),
-                last_error: error,
+                last_error: error.clone(),
             });
+            last_error = Some(error);
             tokio::select! {
                 _ = self.cancel.cancelled() => break StopReason::Cancelled,
                 _ = tokio::time::sleep(delay) => {}
@@ -209,7 +213,10 @@ impl Worker {
         });
     }
 
-    async fn session(&mut self) -> SessionOutcome {
+    /// One attempt: connect, then stream until an error. `previous_error` (what ended the
+    /// attempt before) is published with the streaming state, so that a camera that fails
+    /// the same way after every reconnect does not look healthy between its failures.
+    async fn session(&mut self, previous_error: Option<PullError>) -> SessionOutcome {
         let failed = |error| SessionOutcome {
             result: Err(error),
             streamed_for: Duration::ZERO,
@@ -261,7 +268,8 @@ impl Worker {
                 }
                 if last_publish.is_none_or(|t| now.duration_since(t) >= interval) {
                     last_publish = Some(now);
-                    if let Some(s) = streaming_state(since, ingest, dropped_slow) {
+                    if let Some(mut s) = streaming_state(since, ingest, dropped_slow) {
+                        s.previous_error.clone_from(&previous_error);
                         state.send_replace(PullerState::Streaming(Box::new(s)));
                     }
                 }
@@ -295,5 +303,6 @@ fn streaming_state(since: Timestamp, ingest: &Ingest, dropped_slow: u64) -> Opti
             .map(|(n, d)| f64::from(n) / f64::from(d)),
         bitrate_bps,
         counters,
+        previous_error: None,
     })
 }

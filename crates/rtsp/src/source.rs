@@ -229,6 +229,33 @@ impl CameraSource {
         Ok(Self::new(url, credentials))
     }
 
+    /// The source of a camera filed in the register: its stored URL (never with credentials)
+    /// and its stored credentials, which the register keeps as written in the URL
+    /// (percent-encoded) and which are decoded here exactly as [`RtspUrl::parse`] decodes
+    /// them.
+    pub fn from_record(
+        url: &vigil_core::camera::RtspUrl,
+        credentials: Option<&vigil_core::camera::RtspCredentials>,
+    ) -> Result<Self, UrlError> {
+        let (url, _) = RtspUrl::parse(url.as_str())?;
+        let credentials = match credentials {
+            None => None,
+            Some(c) => {
+                let decode = |part: &str, what| {
+                    percent_decode_str(part)
+                        .decode_utf8()
+                        .map(|s| s.into_owned())
+                        .map_err(|_| UrlError::Encoding(what))
+                };
+                Some(Credentials::new(
+                    decode(&c.username, "user name")?,
+                    decode(&c.password, "password")?,
+                ))
+            }
+        };
+        Ok(Self::new(url, credentials))
+    }
+
     pub fn with_transport(mut self, transport: Transport) -> Self {
         self.transport = transport;
         self
@@ -298,6 +325,24 @@ mod tests {
         assert_eq!(creds.password, "p@ss:w0rd");
         assert_eq!(url.authority(), "192.168.1.64:8554");
         assert_eq!(url.path(), "/Streaming/Channels/101");
+    }
+
+    #[test]
+    fn register_records_give_the_same_source_as_the_url_they_came_from() {
+        let text = "rtsp://admin:p%40ss%3Aw0rd@192.168.1.64:8554/Streaming/Channels/101";
+        let (url, creds) = vigil_core::camera::RtspUrl::parse(text).unwrap();
+        let from_record = CameraSource::from_record(&url, creds.as_ref()).unwrap();
+        assert_eq!(from_record, CameraSource::parse(text).unwrap());
+        let creds = from_record.credentials.unwrap();
+        assert_eq!(
+            (creds.username(), creds.password.as_str()),
+            ("admin", "p@ss:w0rd")
+        );
+        let (url, _) = vigil_core::camera::RtspUrl::parse("rtsps://h/x").unwrap();
+        assert!(matches!(
+            CameraSource::from_record(&url, None),
+            Err(UrlError::Scheme(_))
+        ));
     }
 
     #[test]

@@ -12,8 +12,14 @@ use crate::ingest::SessionCounters;
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum PullerState {
     /// Opening the RTSP session (`attempt` 1 is the first try after start or after a
-    /// healthy session).
-    Connecting { attempt: u32, since: Timestamp },
+    /// healthy session). `last_error` is why the previous attempt failed, when this is a retry:
+    /// a camera that keeps failing spends much of its time here, and its state must still say
+    /// what is wrong.
+    Connecting {
+        attempt: u32,
+        since: Timestamp,
+        last_error: Option<PullError>,
+    },
     /// Frames are arriving.
     Streaming(Box<Streaming>),
     /// The last attempt failed; the next one is scheduled.
@@ -57,6 +63,9 @@ pub struct Streaming {
     pub bitrate_bps: Option<u64>,
     #[serde(flatten)]
     pub counters: SessionCounters,
+    /// What ended the previous attempt, when this session is a reconnection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_error: Option<PullError>,
 }
 
 fn codec_name<S: Serializer>(codec: &VideoCodec, s: S) -> Result<S::Ok, S::Error> {
@@ -69,10 +78,11 @@ impl PullerState {
         matches!(self, PullerState::Streaming(_))
     }
 
-    /// The error of a `Retrying` state.
+    /// The error of a `Retrying` state, or of the attempt before a `Connecting` one.
     pub fn last_error(&self) -> Option<&PullError> {
         match self {
             PullerState::Retrying { last_error, .. } => Some(last_error),
+            PullerState::Connecting { last_error, .. } => last_error.as_ref(),
             _ => None,
         }
     }
@@ -97,6 +107,7 @@ mod tests {
                 frames: 10,
                 ..SessionCounters::default()
             },
+            previous_error: None,
         }));
         let json = serde_json::to_value(&state).unwrap();
         assert_eq!(json["state"], "streaming");

@@ -155,6 +155,41 @@ async fn corrupt_state_names_the_cause() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_nal_units_are_bad_data() {
+    let (state, _) = first_error(Fault::TruncatedNalsAfter(Duration::from_millis(500))).await;
+    let error = state.last_error().unwrap();
+    assert_eq!(error.kind(), ErrorKind::BadData, "{error}");
+    assert!(error.to_string().contains("FU"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sps_that_does_not_parse_is_bad_data() {
+    for clip in [DemoClip::H264_720p, DemoClip::H265_720p] {
+        let server = sim(clip, Fault::BadSps).await;
+        let (tx, _rx) = mpsc::channel(256);
+        let handle = vigil_rtsp::spawn(
+            camera(1),
+            source(&server.url("/cam")),
+            Arc::new(quick_options()),
+            tx,
+            CancellationToken::new(),
+        );
+        let mut state = handle.subscribe();
+        let failed = wait_state(&mut state, Duration::from_secs(20), "an error", |s| {
+            s.last_error().is_some()
+        })
+        .await;
+        handle.stop().await;
+        let error = failed.last_error().unwrap();
+        assert_eq!(error.kind(), ErrorKind::BadData, "{clip:?}: {error}");
+        assert!(
+            error.to_string().to_lowercase().contains("sps"),
+            "{clip:?}: {error}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_key_frames_is_the_no_key_frame_error() {
     let (state, events) = first_error(Fault::NoKeyFrames).await;
     let error = state.last_error().unwrap();

@@ -55,6 +55,19 @@ impl StoreConfig {
         }
     }
 
+    /// The retention a camera with `policy` gets and its legal minimum, in days: the minimum
+    /// is `key_target_retention_days` for an anti-terror key target, else `retention_days`;
+    /// the policy's own `days` can lengthen retention, never shorten it (see
+    /// [`crate::retention`]).
+    pub fn retention_days_of(&self, policy: &vigil_index::RetentionPolicy) -> (u32, u32) {
+        let minimum = if policy.key_target {
+            self.key_target_retention_days
+        } else {
+            self.retention_days
+        };
+        (policy.days.unwrap_or(minimum).max(minimum), minimum)
+    }
+
     pub(crate) fn segment_ticks(&self) -> i64 {
         ticks_of(self.segment_duration).max(crate::time::TICKS_PER_SEC)
     }
@@ -88,5 +101,17 @@ mod tests {
             ..c
         };
         assert_eq!(tiny.segment_ticks(), 90_000);
+    }
+
+    #[test]
+    fn retention_days_follow_the_policy_but_never_go_below_the_legal_minimum() {
+        use vigil_index::RetentionPolicy;
+        let c = StoreConfig::new("/x");
+        let p = |key_target, days| RetentionPolicy { key_target, days };
+        assert_eq!(c.retention_days_of(&p(false, None)), (30, 30));
+        assert_eq!(c.retention_days_of(&p(true, None)), (90, 90));
+        assert_eq!(c.retention_days_of(&p(false, Some(45))), (45, 30));
+        assert_eq!(c.retention_days_of(&p(true, Some(45))), (90, 90));
+        assert_eq!(c.retention_days_of(&p(false, Some(7))), (30, 30));
     }
 }

@@ -13,7 +13,12 @@
 //! 4. **Status history.** For every segment closed or indexed here the camera's `recording`
 //!    history is made to cover it (an interval left open by the crash is closed at the end
 //!    of the last good fragment; a lost one is added); an open `upload` interval is closed
-//!    at the same instant.
+//!    at the same instant. A camera that was between two segments at the crash (its last
+//!    segment complete, the next one not yet started) has nothing to close or index, but its
+//!    `recording` interval is still open: it is closed at the end of its last segment too
+//!    (when it started before that end; a later one is not ours to judge), so that the
+//!    daemon's "close at the last heartbeat" rule, which may be later than the video, never
+//!    applies to recording.
 //!
 //! A crash therefore loses at most the fragment that was being written, and nothing that the
 //! index ever pointed at.
@@ -171,6 +176,7 @@ pub(crate) fn recover(layout: &Layout, index: &Index) -> Result<RecoveryReport, 
     finish_deletions(layout, index, &mut report)?;
     close_unfinished(layout, index, &mut report)?;
     index_orphans(layout, index, &mut report)?;
+    close_dangling_recording(index)?;
     index
         .flush()
         .map_err(|e| StoreError::index_wide("flushing after recovery", e))?;
@@ -421,6 +427,38 @@ fn is_indexed(index: &Index, camera: &GbId, name: &str, rel: &str) -> Result<boo
         .segments(camera, lo, lo + time::TICKS_PER_MS, 16)
         .map_err(|e| StoreError::index(*camera, e))?;
     Ok(near.iter().any(|r| r.file == rel))
+}
+
+/// Closes the `recording` interval a crash left open on a camera whose last segment was
+/// already complete (step 4 of the module docs).
+fn close_dangling_recording(index: &Index) -> Result<(), StoreError> {
+    let cameras = index
+        .recorded_cameras()
+        .map_err(|e| StoreError::index_wide("listing recorded cameras", e))?;
+    for camera in cameras {
+        let Some(last) = index
+            .last_segment(&camera)
+            .map_err(|e| StoreError::index(camera, e))?
+        else {
+            continue;
+        };
+        if last.state == SegmentState::Deleting {
+            continue;
+        }
+        let open = index
+            .status_history(
+                &camera,
+                StatusKind::Recording,
+                &Interval::open(Timestamp::MIN),
+            )
+            .ok()
+            .and_then(|h| h.last().copied())
+            .filter(|iv| iv.is_open());
+        if open.is_some_and(|iv| iv.start() <= time::timestamp(last.end_90k)) {
+            reconcile_status(index, &last);
+        }
+    }
+    Ok(())
 }
 
 /// Makes the camera's `recording` history cover `record` and closes a dangling `upload`

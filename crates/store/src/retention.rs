@@ -95,26 +95,19 @@ pub struct RetentionReport {
     pub still_below_floor: bool,
 }
 
-struct Policies {
+struct Policies<'a> {
     by_camera: HashMap<GbId, RetentionPolicy>,
-    default_days: u32,
-    key_days: u32,
+    config: &'a crate::StoreConfig,
 }
 
-impl Policies {
+impl Policies<'_> {
     fn policy(&self, camera: &GbId) -> RetentionPolicy {
         self.by_camera.get(camera).copied().unwrap_or_default()
     }
 
     /// (retention days, legal minimum days).
     fn days(&self, camera: &GbId) -> (u32, u32) {
-        let p = self.policy(camera);
-        let minimum = if p.key_target {
-            self.key_days
-        } else {
-            self.default_days
-        };
-        (p.days.unwrap_or(minimum).max(minimum), minimum)
+        self.config.retention_days_of(&self.policy(camera))
     }
 }
 
@@ -141,8 +134,7 @@ impl Store {
                 .map_err(|e| StoreError::index_wide("reading retention policies", e))?
                 .into_iter()
                 .collect(),
-            default_days: cfg.retention_days,
-            key_days: cfg.key_target_retention_days,
+            config: cfg,
         };
         let mut report = RetentionReport::default();
 

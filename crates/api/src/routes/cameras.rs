@@ -133,7 +133,7 @@ fn default_effective_from(body: &mut serde_json::Value, now: Timestamp) {
     }
 }
 
-fn view(index: &Index, id: &GbId, at: Timestamp) -> ApiResult<CameraView> {
+pub(crate) fn view(index: &Index, id: &GbId, at: Timestamp) -> ApiResult<CameraView> {
     index
         .camera(id, at)?
         .map(|v| CameraView::from_index(v, at))
@@ -142,7 +142,9 @@ fn view(index: &Index, id: &GbId, at: Timestamp) -> ApiResult<CameraView> {
 
 /// File a new camera (备案). `id` may be left empty for an RTSP camera: vigil assigns the next
 /// free ID under the configured domain. `effective_from` defaults to now. 409 if the ID exists
-/// (add a record version with PUT).
+/// (add a record version with PUT). When vigil records, filing an RTSP camera also runs its
+/// access test (接入检测) before answering: the answer shows the measured HD capability and
+/// the acceptance state it led to, and `GET /cameras/{id}/access-test` the whole report.
 #[utoipa::path(post, path = "/cameras", tag = "cameras", request_body = CameraRow,
     responses((status = 201, body = CameraView), Problems), security(("bearer" = [])))]
 async fn create_camera(
@@ -151,11 +153,35 @@ async fn create_camera(
     JsonBody(mut body): JsonBody<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<CameraView>)> {
     let caller = caller.require(Permission::RegisterCameras)?;
+    let actor = caller.actor();
     let now = state.now();
     default_effective_from(&mut body, now);
     let row: CameraRow = parse_value(body)?;
     let policy = state.config().rtsp_ids;
-    let _w = state.write_lock().await;
+    let created = {
+        let _w = state.write_lock().await;
+        file_camera(&state, caller, row, policy, now).await?
+    };
+    match (
+        &state.subsystems().recordings,
+        created.record.source.as_str(),
+    ) {
+        (Some(rec), "rtsp") => {
+            let id = params::gb_id("id", created.record.id.as_deref().unwrap_or_default())?;
+            let tested = super::acceptance::access_test(&state, rec, actor, id, None).await?;
+            Ok((StatusCode::CREATED, Json(tested.camera)))
+        }
+        _ => Ok((StatusCode::CREATED, Json(created))),
+    }
+}
+
+async fn file_camera(
+    state: &AppState,
+    caller: Caller,
+    row: CameraRow,
+    policy: Option<vigil_index::RtspIdPolicy>,
+    now: Timestamp,
+) -> ApiResult<CameraView> {
     state
         .blocking(move |index| {
             let needs_id = row.id.as_deref().is_none_or(|t| t.trim().is_empty());
@@ -189,7 +215,7 @@ async fn create_camera(
                     }),
                 },
             )?;
-            Ok((StatusCode::CREATED, Json(view(index, &id, now)?)))
+            view(index, &id, now)
         })
         .await
 }

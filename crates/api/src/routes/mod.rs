@@ -9,10 +9,13 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::reports::CSV_MEDIA_TYPE;
 use crate::state::AppState;
 
+pub mod acceptance;
 pub mod audit;
 pub mod cameras;
+pub mod gb28181;
 pub mod grids;
 pub mod imports;
+pub mod recordings;
 pub mod reports;
 pub mod sites;
 pub mod status;
@@ -31,6 +34,9 @@ pub fn v1() -> OpenApiRouter<AppState> {
         .merge(reports::router())
         .merge(audit::router())
         .merge(tokens::router())
+        .merge(recordings::router())
+        .merge(acceptance::router())
+        .merge(gb28181::router())
 }
 
 /// A CSV file answer.

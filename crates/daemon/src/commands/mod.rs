@@ -1,5 +1,6 @@
 //! The subcommands. Those that work on the data directory directly (`token`, `import`,
-//! `report`) lock it first, so they refuse with a clear message while the daemon runs.
+//! `report`, `rebuild-index`) lock it first, so they refuse with a clear message while the
+//! daemon runs.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use crate::progress::Progress;
 
 pub mod demo;
 pub mod import;
+pub mod rebuild_index;
 pub mod report;
 pub mod run;
 pub mod token;

@@ -2,8 +2,8 @@
 //! device liveness, device information, catalogs and their changes, channel status, media
 //! session state and uplink state. Every event carries the wall-clock time it happened.
 //!
-//! The server does not map CivilCodes to grids (one place elsewhere does); catalog items carry
-//! their CivilCode as sent.
+//! The server does not map CivilCodes to grids (`vigil_core::civil` does, for the daemon);
+//! catalog items carry their CivilCode as sent.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

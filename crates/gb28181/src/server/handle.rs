@@ -165,6 +165,7 @@ pub(crate) enum Command {
     },
     StopRecording(ChannelKey, Reply<Result<(), HandleError>>),
     ResetRecording(ChannelKey, Reply<Result<(), HandleError>>),
+    Reconcile(GbId, Reply<()>),
     SetSharedCatalog(Vec<CatalogItem>, Reply<()>),
     Uplinks(Reply<Vec<UplinkView>>),
 }
@@ -267,6 +268,13 @@ impl GbHandle {
         self.ask(|r| Command::ResetRecording(key, r)).await?
     }
 
+    /// Decides again, for every channel of `device`, whether it is pulled: for when the sink
+    /// provider's answer may have changed (the daemon filed a channel after the server first
+    /// asked for its sink). Channels already pulled are left alone.
+    pub async fn reconcile_recording(&self, device: GbId) -> Result<(), HandleError> {
+        self.ask(|r| Command::Reconcile(device, r)).await
+    }
+
     /// The channels we share with upper platforms (answered to their Catalog queries).
     /// Items are sent as given: the daemon decides IDs, names, CivilCodes and parents.
     pub async fn set_shared_catalog(&self, items: Vec<CatalogItem>) -> Result<(), HandleError> {
@@ -276,6 +284,11 @@ impl GbHandle {
     /// The uplinks and their state.
     pub async fn uplinks(&self) -> Result<Vec<UplinkView>, HandleError> {
         self.ask(Command::Uplinks).await
+    }
+
+    /// Whether the server was told to stop or its core task is gone.
+    pub fn is_stopped(&self) -> bool {
+        self.shutdown.is_cancelled() || self.tx.is_closed()
     }
 
     /// Stops the server: uplinks unregister (best effort), media sessions end with BYE and

@@ -18,15 +18,15 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 use vigil_core::time::Timestamp;
 use vigil_media::ps::{PsDemuxer, PsEvent};
-use vigil_media::rtp::{ReceiveError, ReceiverConfig, Reordered, RtpReceiver};
+use vigil_media::rtp::{
+    ReceiveError, ReceiverConfig, Reordered, Rfc4571Decoder, RtpReceiver, TcpFraming,
+};
 use vigil_media::VideoParameters;
 use vigil_store::SourceEvent;
 
 use super::metrics::{add, inc, ChannelCounters, LastFrame, Metrics};
 use crate::play::ChannelKey;
-use crate::ps_repair::PesRepair;
 use crate::quirks::Quirk;
-use crate::rtp_tcp::TcpRtpFramer;
 
 /// Where the media comes from.
 #[derive(Debug)]
@@ -184,7 +184,8 @@ fn now_ts() -> Timestamp {
 struct Pipeline {
     key: ChannelKey,
     rtp: RtpReceiver,
-    repair: PesRepair,
+    /// Whether the PES layout quirk was reported.
+    pes_quirk_reported: bool,
     demux: PsDemuxer,
     params: Option<Arc<VideoParameters>>,
     last_ts: Option<u32>,
@@ -214,7 +215,7 @@ impl Pipeline {
         Pipeline {
             key: cfg.key,
             rtp: RtpReceiver::new(ReceiverConfig::gb28181(cfg.ssrc)),
-            repair: PesRepair::new(),
+            pes_quirk_reported: false,
             demux: PsDemuxer::default(),
             params: None,
             last_ts: None,
@@ -274,8 +275,6 @@ impl Pipeline {
                 Reordered::Lost { count, .. } => {
                     add(&self.counters.metrics.rtp_lost, u64::from(count));
                     add(&self.counters.channel.rtp_lost, u64::from(count));
-                    let held = self.repair.discontinuity();
-                    self.push_ps(&held)?;
                     self.demux.discontinuity();
                     self.last_ts = None;
                 }
@@ -304,15 +303,13 @@ impl Pipeline {
                             )
                         });
                     }
-                    let before = self.repair.repaired();
-                    let ps = self.repair.process(&p.payload);
-                    if before == 0 {
-                        if let Some(q) = self.repair.quirk() {
-                            info!(channel = %self.key, quirk = q.name(), "device quirk in PS: PES headers repaired");
-                            let _ = self.notes.send(SessionNote::Quirk(q));
-                        }
+                    self.push_ps(&p.payload)?;
+                    if !self.pes_quirk_reported && self.demux.stats().pes_without_marker_byte > 0 {
+                        self.pes_quirk_reported = true;
+                        let q = Quirk::PesHeaderWithoutMarkerByte;
+                        info!(channel = %self.key, quirk = q.name(), "device quirk in PS: PES headers without the marker byte");
+                        let _ = self.notes.send(SessionNote::Quirk(q));
                     }
-                    self.push_ps(&ps)?;
                     if p.header.marker {
                         self.demux.end_of_access_unit();
                     }
@@ -501,7 +498,7 @@ pub async fn run_session(
             }
         }
     }
-    let mut framer = TcpRtpFramer::new();
+    let mut framer = Rfc4571Decoder::new();
     let mut quirk_logged = false;
     let mut buf = vec![0u8; 65_536];
     let mut deadline = tokio::time::Instant::now() + timeout;
@@ -568,12 +565,11 @@ pub async fn run_session(
                             }
                         }
                     }
-                    if !quirk_logged {
-                        if let Some(q) = framer.quirk() {
-                            info!(channel = %key, quirk = q.name(), "device quirk on TCP media");
-                            let _ = notes.send(SessionNote::Quirk(q));
-                            quirk_logged = true;
-                        }
+                    if !quirk_logged && framer.framing() == Some(TcpFraming::Interleaved) {
+                        let q = Quirk::RtpOverTcpDollarFraming;
+                        info!(channel = %key, quirk = q.name(), "device quirk on TCP media");
+                        let _ = notes.send(SessionNote::Quirk(q));
+                        quirk_logged = true;
                     }
                     match fatal {
                         Some(e) => Err(e),

@@ -70,6 +70,10 @@ impl Core {
                 self.reconcile(key, now);
                 let _ = r.send(Ok(()));
             }
+            Command::Reconcile(device, r) => {
+                self.reconcile_device(&device, now);
+                let _ = r.send(());
+            }
             Command::SetSharedCatalog(items, r) => {
                 self.shared = items;
                 let _ = r.send(());

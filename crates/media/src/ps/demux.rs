@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use super::headers::{
-    parse_pack_header, parse_pes_header, parse_psm, PackHeader, Parse, PesHeader, Psm, PsmCrc,
+    parse_pack_header, parse_pes_header, parse_psm, PackHeader, Parse, PesHeader, PesPolicy, Psm,
+    PsmCrc,
 };
 use super::{PsError, StreamType};
 use crate::access_unit::{AccessUnit, AccessUnitAssembler};
@@ -31,6 +32,12 @@ pub struct PsDemuxConfig {
     /// Policy `PtsMarkerBits`: reject PES headers whose PTS/DTS marker bits are not set.
     /// Default true.
     pub check_pts_markers: bool,
+    /// Policy `PesHeaderWithoutMarkerByte`: read PES headers in the layout of the
+    /// `gb28181-rs` device library, which leaves out the flags byte carrying the `'10'` marker
+    /// and pads with a `0x00` after the timestamps (described at the header parser; counted in
+    /// [`PsStats::pes_without_marker_byte`]). Without it no frame of such a stream comes out.
+    /// Default true: standard headers do not have that shape.
+    pub accept_pes_without_marker_byte: bool,
 }
 
 impl Default for PsDemuxConfig {
@@ -39,6 +46,7 @@ impl Default for PsDemuxConfig {
             max_consecutive_bad_chunks: 128,
             max_frame_size: 16 << 20,
             check_pts_markers: true,
+            accept_pes_without_marker_byte: true,
         }
     }
 }
@@ -66,6 +74,9 @@ pub struct PsStats {
     pub private_pes: u64,
     /// Other PES packets skipped (padding, private stream 2, unsupported or extra streams).
     pub other_pes: u64,
+    /// PES headers read in the layout without the marker byte (policy
+    /// `PesHeaderWithoutMarkerByte`).
+    pub pes_without_marker_byte: u64,
     /// Video access units emitted.
     pub video_frames: u64,
     /// Audio packets emitted.
@@ -516,7 +527,7 @@ impl PsDemuxer {
                 None => Parse::Need(6),
                 Some(len) => Parse::Done(Unit::Skip { stream_id: id, len }),
             },
-            0xC0..=0xEF => match parse_pes_header(b, offset, self.cfg.check_pts_markers)? {
+            0xC0..=0xEF => match parse_pes_header(b, offset, self.pes_policy())? {
                 Parse::Need(n) => Parse::Need(n),
                 Parse::Done(h) => Parse::Done(Unit::Pes(h)),
             },
@@ -585,7 +596,17 @@ impl PsDemuxer {
         self.psm = Some(psm);
     }
 
+    fn pes_policy(&self) -> PesPolicy {
+        PesPolicy {
+            check_markers: self.cfg.check_pts_markers,
+            accept_missing_marker_byte: self.cfg.accept_pes_without_marker_byte,
+        }
+    }
+
     fn on_pes(&mut self, h: PesHeader) {
+        if h.marker_byte_missing {
+            self.stats.pes_without_marker_byte += 1;
+        }
         let pts = h.pts.map(|p| self.clock.extend(p));
         let len = h.payload_len();
         if (0xE0..=0xEF).contains(&h.stream_id) {

@@ -218,6 +218,9 @@ pub struct PesHeader {
     pub pts: Option<u64>,
     /// Raw 33-bit DTS.
     pub dts: Option<u64>,
+    /// The header had the gb28181-rs layout without the `'10'` marker byte and was read by
+    /// policy `PesHeaderWithoutMarkerByte` (see [`parse_pes_header`]).
+    pub marker_byte_missing: bool,
 }
 
 impl PesHeader {
@@ -235,6 +238,24 @@ fn has_no_optional_header(stream_id: u8) -> bool {
     )
 }
 
+/// How [`parse_pes_header`] treats headers that are not quite standard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PesPolicy {
+    /// Policy `PtsMarkerBits`.
+    pub check_markers: bool,
+    /// Policy `PesHeaderWithoutMarkerByte`.
+    pub accept_missing_marker_byte: bool,
+}
+
+#[cfg(test)]
+impl PesPolicy {
+    /// Both policies on (the demuxer's default).
+    pub const DEFAULT: PesPolicy = PesPolicy {
+        check_markers: true,
+        accept_missing_marker_byte: true,
+    };
+}
+
 /// Parses a PES header.
 ///
 /// Policy `PesStuffingByLength`: header stuffing is skipped by `PES_header_data_length`, not by
@@ -242,11 +263,30 @@ fn has_no_optional_header(stream_id: u8) -> bool {
 /// `check_markers`): the three marker bits of a PTS/DTS must be set; a header whose
 /// timestamps fail that is treated as corruption (it is what SRS's recovery vectors contain:
 /// a PES header completed by filler bytes).
+///
+/// Policy `PesHeaderWithoutMarkerByte` (when `accept_missing_marker_byte`): the `gb28181-rs`
+/// 0.14 device library (`src/ps.rs` `build_pes_packet`) omits the first flags byte (the one
+/// carrying the `'10'` marker) and writes a `0x00` filler after the PTS/DTS instead, so the
+/// header has the standard total length but every field is one byte early:
+///
+/// ```text
+/// standard:     00 00 01 E0 LL LL 80 C0 0A [PTS 5] [DTS 5] payload…
+/// gb28181-rs:   00 00 01 E0 LL LL C0 0A [PTS 5] [DTS 5] 00 payload…
+/// continuation: 00 00 01 E0 LL LL 00 00 00 payload…   (standard: 80 00 00)
+/// ```
+///
+/// Exactly this shape is read as the header it means: a first byte with `PTS_DTS_flags` in
+/// its top bits and zero below, a header length matching those flags (0, 5 or 10), the PTS/DTS
+/// prefix nibbles and first marker bits in place, and the `0x00` filler. The shape is checked
+/// before the standard layout. A standard header matches only if its second flags byte is
+/// exactly 0, 5 or 10 *and* its header data is laid out like a timestamp followed by a zero,
+/// which no encoder in the vector sets does.
 pub(crate) fn parse_pes_header(
     b: &[u8],
     offset: u64,
-    check_markers: bool,
+    policy: PesPolicy,
 ) -> Result<Parse<PesHeader>, PsError> {
+    let check_markers = policy.check_markers;
     let Some(h) = b.get(..6) else {
         return Ok(Parse::Need(6));
     };
@@ -265,6 +305,7 @@ pub(crate) fn parse_pes_header(
             header_len: 6,
             pts: None,
             dts: None,
+            marker_byte_missing: false,
         }));
     }
     if length == 0 {
@@ -278,6 +319,22 @@ pub(crate) fn parse_pes_header(
     let Some(opt) = b.get(..9) else {
         return Ok(Parse::Need(9));
     };
+    if policy.accept_missing_marker_byte {
+        match without_marker_byte(b, packet_len, check_markers) {
+            Some(Parse::Need(n)) => return Ok(Parse::Need(n)),
+            Some(Parse::Done((pts, dts))) => {
+                return Ok(Parse::Done(PesHeader {
+                    stream_id,
+                    packet_len,
+                    header_len: 9 + usize::from(opt[7]),
+                    pts,
+                    dts,
+                    marker_byte_missing: true,
+                }))
+            }
+            None => {}
+        }
+    }
     if opt[6] >> 6 != 0b10 {
         return Err(bad("missing the '10' marker of an MPEG-2 PES header"));
     }
@@ -320,7 +377,64 @@ pub(crate) fn parse_pes_header(
         header_len,
         pts,
         dts,
+        marker_byte_missing: false,
     }))
+}
+
+/// PTS and DTS of a PES header.
+type Timestamps = (Option<u64>, Option<u64>);
+
+/// Policy `PesHeaderWithoutMarkerByte` (see [`parse_pes_header`]): `Some` when the header at
+/// `b` (which holds at least 9 bytes) has the gb28181-rs layout, with its PTS and DTS; `None`
+/// when it does not (then it is parsed as a standard header).
+///
+/// It never asks for more bytes than the header has if it turns out standard: more than 9
+/// bytes are asked for only after a PTS prefix byte matched, and a standard header whose
+/// `PES_header_data_length` byte is such a prefix byte (≥ 0x20) is longer than 19 bytes.
+fn without_marker_byte(
+    b: &[u8],
+    packet_len: usize,
+    check_markers: bool,
+) -> Option<Parse<Timestamps>> {
+    let flags = b[6];
+    let len = usize::from(b[7]);
+    if flags & 0x3f != 0 {
+        return None;
+    }
+    let prefixes: &[u8] = match (flags >> 6, len) {
+        (0b00, 0) => &[],
+        (0b10, 5) => &[0x2],
+        (0b11, 10) => &[0x3, 0x1],
+        _ => return None,
+    };
+    // Header: 6 + flags byte + length byte + timestamps + the 0x00 filler.
+    let header_len = 9 + len;
+    if header_len > packet_len {
+        return None;
+    }
+    for (k, p) in prefixes.iter().enumerate() {
+        let at = 8 + 5 * k;
+        let Some(&first) = b.get(at) else {
+            return Some(Parse::Need(at + 1));
+        };
+        // Prefix nibble and the first marker bit of the 5-byte timestamp.
+        if first >> 4 != *p || first & 1 != 1 {
+            return None;
+        }
+    }
+    let Some(h) = b.get(..header_len) else {
+        return Some(Parse::Need(header_len));
+    };
+    if h[8 + len] != 0 {
+        return None;
+    }
+    let ts = |k: usize| read_timestamp(&h[8 + 5 * k..13 + 5 * k], check_markers);
+    let parsed = match prefixes.len() {
+        0 => (None, None),
+        1 => (Some(ts(0)?), None),
+        _ => (Some(ts(0)?), Some(ts(1)?)),
+    };
+    Some(Parse::Done(parsed))
 }
 
 /// Decodes a 5-byte PTS/DTS field; `None` if markers are checked and missing.
@@ -394,14 +508,23 @@ mod tests {
     #[test]
     fn pes_header_needs_and_errors() {
         let hdr = [0x00, 0x00, 0x01, 0xc0, 0x00, 0x82, 0x8c, 0x80];
-        assert_eq!(parse_pes_header(&hdr[..5], 0, true), Ok(Parse::Need(6)));
-        assert_eq!(parse_pes_header(&hdr, 0, true), Ok(Parse::Need(9)));
+        assert_eq!(
+            parse_pes_header(&hdr[..5], 0, PesPolicy::DEFAULT),
+            Ok(Parse::Need(6))
+        );
+        assert_eq!(
+            parse_pes_header(&hdr, 0, PesPolicy::DEFAULT),
+            Ok(Parse::Need(9))
+        );
         let mut with_len = hdr.to_vec();
         with_len.push(0x09);
-        assert_eq!(parse_pes_header(&with_len, 0, true), Ok(Parse::Need(18)));
+        assert_eq!(
+            parse_pes_header(&with_len, 0, PesPolicy::DEFAULT),
+            Ok(Parse::Need(18))
+        );
         let zero = [0x00, 0x00, 0x01, 0xe0, 0x00, 0x00];
         assert!(matches!(
-            parse_pes_header(&zero, 3, true),
+            parse_pes_header(&zero, 3, PesPolicy::DEFAULT),
             Err(PsError::BadPesHeader {
                 offset: 3,
                 stream_id: 0xe0,
@@ -409,7 +532,7 @@ mod tests {
             })
         ));
         let padding = [0x00, 0x00, 0x01, 0xbe, 0x00, 0x10];
-        let Ok(Parse::Done(p)) = parse_pes_header(&padding, 0, true) else {
+        let Ok(Parse::Done(p)) = parse_pes_header(&padding, 0, PesPolicy::DEFAULT) else {
             panic!()
         };
         assert_eq!((p.header_len, p.payload_len()), (6, 16));

@@ -209,7 +209,7 @@ fn put_pes(out: &mut BytesMut, stream_id: u8, pts: Option<u64>, payload: &[u8]) 
 
 #[cfg(test)]
 mod tests {
-    use super::super::headers::{parse_pack_header, parse_pes_header, parse_psm, Parse};
+    use super::super::headers::{parse_pack_header, parse_pes_header, parse_psm, Parse, PesPolicy};
     use super::*;
     use bytes::Bytes;
 
@@ -259,7 +259,8 @@ mod tests {
             let id = out[pos + 3];
             let len = usize::from(u16::from_be_bytes([out[pos + 4], out[pos + 5]]));
             if id == 0xE0 {
-                let Ok(Parse::Done(h)) = parse_pes_header(&out[pos..], 0, true) else {
+                let Ok(Parse::Done(h)) = parse_pes_header(&out[pos..], 0, PesPolicy::DEFAULT)
+                else {
                     panic!("bad PES")
                 };
                 lens.push((h.payload_len(), h.pts));

@@ -15,7 +15,7 @@ pub use assembler::{FrameAssembler, RtpFrame};
 pub use packet::{write_header, RtpError, RtpHeader, RtpPacket};
 pub use packetizer::PsRtpPacketizer;
 pub use reorder::{ReorderBuffer, ReorderConfig, ReorderStats, Reordered};
-pub use rfc4571::{frame as rfc4571_frame, Rfc4571Decoder, Rfc4571Stats};
+pub use rfc4571::{frame as rfc4571_frame, Rfc4571Decoder, Rfc4571Stats, TcpFraming};
 
 use bytes::Bytes;
 

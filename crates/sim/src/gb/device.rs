@@ -58,6 +58,10 @@ pub enum MediaFault {
     GarbagePayload,
     /// Good media that stops (socket kept) after this long.
     StopAfter(Duration),
+    /// Good PS whose every other frame starts with a broken start code (`00 00 02 BA`
+    /// instead of the pack header's `00 00 01 BA`): the receiver must resynchronise on the
+    /// next pack header and keep the frames in between.
+    BrokenStartCodes,
 }
 
 /// Settings shared by every device of a group.

@@ -387,6 +387,7 @@ async fn stream(
     let started = Instant::now();
     let mut noise: u32 = job.ssrc | 1;
     let mut pkts = Vec::new();
+    let mut frame_no: u64 = 0;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -401,9 +402,17 @@ async fn stream(
         }
         pkts.clear();
         packetizer.next_frame(&mut pkts);
+        frame_no += 1;
         let mut failed = false;
-        for p in &pkts {
-            let p = if fault == MediaFault::GarbagePayload {
+        for (i, p) in pkts.iter().enumerate() {
+            let p = if fault == MediaFault::BrokenStartCodes && i == 0 && frame_no % 2 == 0 {
+                // The frame's pack header start code, right after the RTP header.
+                let mut b = BytesMut::from(&p[..]);
+                if b.get(12..15) == Some(&[0, 0, 1][..]) {
+                    b[14] = 2;
+                }
+                b.freeze()
+            } else if fault == MediaFault::GarbagePayload {
                 let mut b = BytesMut::from(&p[..]);
                 for x in b.iter_mut().skip(12) {
                     noise ^= noise << 13;

@@ -65,8 +65,11 @@ pub struct GbSimConfig {
     pub centre: String,
     /// Serial of the first device (IDs are consecutive).
     pub first_serial: u32,
-    /// CivilCode of every channel.
+    /// CivilCode of every channel (unless `channel_civil_codes` is given).
     pub civil_code: String,
+    /// CivilCode of channel `k` of every device: `channel_civil_codes[k % len]`; an empty
+    /// string sends no CivilCode. Empty list: `civil_code` for all.
+    pub channel_civil_codes: Vec<String>,
     /// Keepalive interval.
     pub keepalive_interval: Duration,
     /// Registration lifetime requested.
@@ -113,6 +116,7 @@ impl Default for GbSimConfig {
             centre: "34020000".into(),
             first_serial: 1,
             civil_code: "340200".into(),
+            channel_civil_codes: Vec::new(),
             keepalive_interval: Duration::from_secs(60),
             register_expires: 3600,
             retry_interval: Duration::from_secs(5),
@@ -162,10 +166,26 @@ pub fn channels_of(
     device: &GbId,
     n: usize,
 ) -> Result<Vec<CatalogItem>, SimError> {
-    let civil = CivilCode::parse(&cfg.civil_code)
-        .map_err(|e| SimError::Config(format!("civil_code {:?}: {e}", cfg.civil_code)))?;
+    let parse = |text: &str| -> Result<Option<CivilCode>, SimError> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        CivilCode::parse(text)
+            .map(Some)
+            .map_err(|e| SimError::Config(format!("civil code {text:?}: {e}")))
+    };
+    let civil = parse(&cfg.civil_code)?;
+    let per_channel = cfg
+        .channel_civil_codes
+        .iter()
+        .map(|c| parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
     (0..cfg.channels_per_device)
         .map(|k| {
+            let civil = match per_channel.len() {
+                0 => civil,
+                n => per_channel[k % n],
+            };
             let serial = (u64::from(cfg.first_serial) + n as u64) * cfg.channels_per_device as u64
                 + k as u64;
             let id = compose(&cfg.centre, 131, serial)?;
@@ -175,7 +195,7 @@ pub fn channels_of(
                 manufacturer: Some("vigil-sim".into()),
                 model: Some("GB-SIM-1".into()),
                 owner: Some("vigil".into()),
-                civil_code: Some(civil),
+                civil_code: civil,
                 address: Some(format!("模拟路 {k} 号")),
                 parental: Some(false),
                 parent_id: Some(device.to_string()),

@@ -43,6 +43,12 @@ pub enum Fault {
     /// After this long, send one malformed RTP payload (a fragmentation unit continuing a
     /// fragment that never started), then carry on as normal.
     CorruptAfter(Duration),
+    /// After this long, every fragmented NAL unit loses its last fragment (the one with the end
+    /// bit): the NAL units arrive truncated, as from a camera whose packetizer cuts them short.
+    TruncatedNalsAfter(Duration),
+    /// The SDP and the in-band SPS NAL units carry an SPS that cannot be parsed (its body is
+    /// garbage).
+    BadSps,
 }
 
 /// One simulated camera stream.

@@ -189,7 +189,7 @@ impl Session {
             ),
             "DESCRIBE" => match self.streams.read().find(req.path()) {
                 Some(stream) => {
-                    let sdp = sdp(&stream.clip, self.local);
+                    let sdp = sdp(&stream.clip, self.local, stream.fault == Fault::BadSps);
                     self.stream = Some(stream);
                     let base = format!("{}/", req.uri.trim_end_matches('/'));
                     (
@@ -356,6 +356,7 @@ impl Media {
             }
             let ts =
                 (i64::from(self.first_ts) + n as i64 * i64::from(clip.frame_ticks()) + jump) as u32;
+            let mut garbled_sets: Vec<Bytes> = Vec::new();
             let mut payloads: Vec<&Bytes> = Vec::with_capacity(frame.payloads.len() + 1);
             let corrupt;
             if let Fault::CorruptAfter(after) = self.stream.fault {
@@ -365,7 +366,37 @@ impl Media {
                     payloads.push(&corrupt);
                 }
             }
-            payloads.extend(frame.payloads.iter());
+            match self.stream.fault {
+                Fault::TruncatedNalsAfter(after) if elapsed >= after => {
+                    let cut = frame
+                        .payloads
+                        .iter()
+                        .position(|p| ends_fragmented_nal(clip.codec, p));
+                    payloads.extend(
+                        frame
+                            .payloads
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| Some(*i) != cut)
+                            .map(|(_, p)| p),
+                    );
+                }
+                Fault::BadSps => {
+                    for p in frame.payloads.iter() {
+                        if is_sps(clip.codec, p) {
+                            garbled_sets.push(garbled(p));
+                        }
+                    }
+                    let mut garbage = garbled_sets.iter();
+                    for p in frame.payloads.iter() {
+                        match is_sps(clip.codec, p).then(|| garbage.next()).flatten() {
+                            Some(g) => payloads.push(g),
+                            None => payloads.push(p),
+                        }
+                    }
+                }
+                _ => payloads.extend(frame.payloads.iter()),
+            }
             if !self.send(&transport, &payloads, ts).await {
                 return;
             }
@@ -417,19 +448,29 @@ impl Media {
     }
 }
 
-/// The SDP describing `clip`'s one video track.
-fn sdp(clip: &Clip, local: SocketAddr) -> String {
+/// The SDP describing `clip`'s one video track; with `bad_sps`, its SPS keeps its NAL
+/// header and profile bytes but its body is garbage.
+fn sdp(clip: &Clip, local: SocketAddr, bad_sps: bool) -> String {
     let b64 = |b: &Bytes| base64::engine::general_purpose::STANDARD.encode(b);
+    let sps_index = match clip.codec {
+        VideoCodec::H264 => 0,
+        VideoCodec::H265 => 1,
+    };
+    let mut sets = clip.parameter_sets.clone();
+    if bad_sps {
+        if let Some(sps) = sets.get_mut(sps_index) {
+            *sps = garbled(sps);
+        }
+    }
     let (rtpmap, fmtp) = match clip.codec {
         VideoCodec::H264 => {
-            let sps = &clip.parameter_sets[0];
-            let profile_level = sps.get(1..4).map(hex_upper).unwrap_or_default();
+            let profile_level = sets[0].get(1..4).map(hex_upper).unwrap_or_default();
             (
                 "H264/90000",
                 format!(
                     "packetization-mode=1;profile-level-id={profile_level};sprop-parameter-sets={},{}",
-                    b64(&clip.parameter_sets[0]),
-                    b64(&clip.parameter_sets[1])
+                    b64(&sets[0]),
+                    b64(&sets[1])
                 ),
             )
         }
@@ -437,9 +478,9 @@ fn sdp(clip: &Clip, local: SocketAddr) -> String {
             "H265/90000",
             format!(
                 "sprop-vps={};sprop-sps={};sprop-pps={}",
-                b64(&clip.parameter_sets[0]),
-                b64(&clip.parameter_sets[1]),
-                b64(&clip.parameter_sets[2])
+                b64(&sets[0]),
+                b64(&sets[1]),
+                b64(&sets[2])
             ),
         ),
     };
@@ -464,6 +505,33 @@ fn orphan_fragment(codec: VideoCodec) -> Bytes {
         VideoCodec::H264 => Bytes::from_static(&[0x7c, 0x05, 0xde, 0xad, 0xbe, 0xef]),
         // PayloadHdr type 49, FU header: S=0, E=0, type 19 (IDR_W_RADL).
         VideoCodec::H265 => Bytes::from_static(&[0x62, 0x01, 0x13, 0xde, 0xad, 0xbe, 0xef]),
+    }
+}
+
+/// A parameter set that keeps its NAL header and first bytes but whose body cannot be parsed.
+fn garbled(set: &[u8]) -> Bytes {
+    let keep = set.len().min(4);
+    let mut garbage = set[..keep].to_vec();
+    garbage.extend_from_slice(&[0x00, 0x00, 0x03, 0x00, 0x00, 0x03]);
+    Bytes::from(garbage)
+}
+
+/// Whether `payload` is a whole SPS NAL unit (what the packetizer makes of the in-band SPS).
+fn is_sps(codec: VideoCodec, payload: &[u8]) -> bool {
+    match codec {
+        VideoCodec::H264 => payload.first().is_some_and(|b| b & 0x1f == 7),
+        VideoCodec::H265 => payload.first().is_some_and(|b| (b >> 1) & 0x3f == 33),
+    }
+}
+
+/// Whether `payload` is the last fragment (end bit set) of a fragmented NAL unit (H.264 FU-A,
+/// RFC 6184 5.8; H.265 FU, RFC 7798 4.4.3).
+fn ends_fragmented_nal(codec: VideoCodec, payload: &[u8]) -> bool {
+    match codec {
+        VideoCodec::H264 => payload.len() > 2 && payload[0] & 0x1f == 28 && payload[1] & 0x40 != 0,
+        VideoCodec::H265 => {
+            payload.len() > 3 && (payload[0] >> 1) & 0x3f == 49 && payload[2] & 0x40 != 0
+        }
     }
 }
 

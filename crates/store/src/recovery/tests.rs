@@ -281,6 +281,46 @@ async fn a_crash_mid_recording_is_recovered_with_status_history_and_orphans() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_two_segments_closes_recording_at_the_end_of_the_video() {
+    let h = Harness::with(|c| c.segment_duration = Duration::from_secs(2));
+    let camera = cam(5);
+    register(h.index(), camera);
+    let clip = Clip::h264_360p();
+    let mut feed = ClipFeed::new(&clip, T0, 0);
+    let (tx, handle) = h.store.recorder_channel(camera, 16).unwrap();
+    let mut watch = h.store.watch_recorder(&camera);
+    // 2.4 s: the first segment is cut and complete at the key frame at 2 s; the frames after
+    // it are still in the next segment's first fragment, which is never written.
+    for ev in take(&mut feed, 60) {
+        tx.send(ev).await.unwrap();
+    }
+    watch
+        .wait_for(|s| s.fragments_written == 2 && s.segment.is_none())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    handle.abort().await;
+    let segments = h.segments(&camera);
+    assert_eq!(segments.len(), 1);
+    assert_eq!(segments[0].state, SegmentState::Complete);
+    assert!(h.history(&camera, StatusKind::Recording)[0].is_open());
+    drop(tx);
+
+    let (h, report) = h.reopen();
+    assert_eq!(
+        report,
+        super::RecoveryReport::default(),
+        "no file needed work"
+    );
+    let end = time::timestamp(segments[0].end_90k);
+    assert_eq!(end, T0.add_ms(2000));
+    assert_eq!(
+        h.history(&camera, StatusKind::Recording),
+        vec![Interval::new(T0, end).unwrap()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unfinished_segment_whose_file_vanished_is_forgotten() {
     let (h, record, _) = tiny_segment().await;
     h.index()
