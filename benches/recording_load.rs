@@ -55,10 +55,13 @@ use vigil_sim::rtsp::{Clip, Fault, SimServer, Stream};
 use vigil_store::testing::{Clip as StoreClip, ClipFeed};
 use vigil_store::{Store, StoreConfig};
 
-const FPS: u32 = 25;
-const GOP_MS: i64 = 2000;
+#[path = "support/load.rs"]
+mod load;
+use load::{
+    clock_ticks_per_second, cpu_split, cpu_ticks, dir_bytes, ensure_clip, rss_mib, BoxError, FPS,
+};
 
-type BoxError = Box<dyn std::error::Error>;
+const GOP_MS: i64 = 2000;
 
 #[derive(Debug)]
 struct Options {
@@ -107,7 +110,7 @@ impl Options {
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
     let options = Options::parse(&args[1..])?;
-    let clip_path = ensure_clip()?;
+    let clip_path = ensure_clip("recording-load", "720p")?;
     let clip = Clip::from_annex_b(VideoCodec::H264, &std::fs::read(&clip_path)?, FPS)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -158,89 +161,6 @@ fn main() -> Result<(), BoxError> {
         export_throughput(options.export_minutes)?;
     }
     Ok(())
-}
-
-/// `<target>/<profile>` of this binary.
-fn target_dir() -> Result<PathBuf, BoxError> {
-    let exe = std::env::current_exe()?;
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| "cannot place the target directory".into())
-}
-
-/// Makes (once) the 4 Mbit/s clip with ffmpeg.
-fn ensure_clip() -> Result<PathBuf, BoxError> {
-    let dir = target_dir()?.join("recording-load");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("clip-720p-4M.h264");
-    if path.exists() {
-        return Ok(path);
-    }
-    eprintln!("generating {} with ffmpeg…", path.display());
-    let status = Command::new("ffmpeg")
-        .args(["-y", "-v", "error", "-f", "lavfi", "-i"])
-        .arg(format!(
-            "testsrc2=size=1280x720:rate={FPS},noise=alls=10:allf=t+u"
-        ))
-        .args(["-t", "10", "-c:v", "libx264", "-preset", "veryfast"])
-        .args(["-profile:v", "high", "-b:v", "4M", "-minrate", "4M"])
-        .args(["-maxrate", "4M", "-bufsize", "2M", "-g", "50"])
-        .args(["-keyint_min", "50", "-sc_threshold", "0", "-bf", "0"])
-        .args(["-pix_fmt", "yuv420p", "-f", "h264"])
-        .arg(&path)
-        .status()
-        .map_err(|e| format!("cannot run ffmpeg ({e}); run scripts/ensure-test-deps"))?;
-    if !status.success() {
-        return Err(format!("ffmpeg failed to make the clip: {status}").into());
-    }
-    Ok(path)
-}
-
-/// utime + stime (clock ticks) of a process.
-fn cpu_ticks(pid: u32) -> u64 {
-    let (user, system) = cpu_split(pid);
-    user + system
-}
-
-/// (utime, stime) in clock ticks of a process.
-fn cpu_split(pid: u32) -> (u64, u64) {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return (0, 0);
-    };
-    let Some(close) = stat.rfind(')') else {
-        return (0, 0);
-    };
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let get = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (get(11), get(12))
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 fn camera_id(n: usize) -> String {
@@ -435,18 +355,6 @@ fn run_vigil(n: usize, sim: &SimServer, seconds: u64, ticks: f64) -> Result<Step
         rss_mib: rss,
         fsyncs_per_s: Some(t1.fragments.saturating_sub(t0.fragments) as f64 / window_s),
     })
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn run_ffmpeg(n: usize, sim: &SimServer, seconds: u64, ticks: f64) -> Result<Step, BoxError> {

@@ -49,9 +49,11 @@ use vigil_rtsp::{CameraSource, PullerOptions, PullerRegistry, PullerState};
 use vigil_sim::rtsp::{Clip, SimServer, Stream};
 use vigil_store::SourceEvent;
 
-const FPS: u32 = 25;
-
-type BoxError = Box<dyn std::error::Error>;
+#[path = "support/load.rs"]
+mod load;
+use load::{
+    clock_ticks_per_second, cpu_ticks, dir_bytes, ensure_clip, rss_mib, target_dir, BoxError, FPS,
+};
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
@@ -133,65 +135,6 @@ impl Options {
     }
 }
 
-/// `<target>/<profile>` of this binary (`…/target/release/deps/rtsp_load-…` → `…/release`).
-fn target_dir() -> Result<PathBuf, BoxError> {
-    let exe = std::env::current_exe()?;
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| "cannot place the target directory".into())
-}
-
-/// Makes (once) the 4 Mbit/s clip with ffmpeg.
-fn ensure_clip(resolution: &str) -> Result<PathBuf, BoxError> {
-    let dir = target_dir()?.join("rtsp-load");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("clip-{resolution}-4M.h264"));
-    if path.exists() {
-        return Ok(path);
-    }
-    let size = if resolution == "1080p" {
-        "1920x1080"
-    } else {
-        "1280x720"
-    };
-    eprintln!("generating {} with ffmpeg…", path.display());
-    let status = Command::new("ffmpeg")
-        .args(["-y", "-v", "error", "-f", "lavfi", "-i"])
-        .arg(format!(
-            "testsrc2=size={size}:rate={FPS},noise=alls=10:allf=t+u"
-        ))
-        .args(["-t", "10", "-c:v", "libx264", "-preset", "veryfast"])
-        .args(["-profile:v", "high", "-b:v", "4M", "-minrate", "4M"])
-        .args([
-            "-maxrate",
-            "4M",
-            "-bufsize",
-            "2M",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-        ])
-        .args([
-            "-sc_threshold",
-            "0",
-            "-bf",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "h264",
-        ])
-        .arg(&path)
-        .status()
-        .map_err(|e| format!("cannot run ffmpeg ({e}); run scripts/ensure-test-deps"))?;
-    if !status.success() {
-        return Err(format!("ffmpeg failed to make the clip: {status}").into());
-    }
-    Ok(path)
-}
-
 // --- the simulator child process ---------------------------------------------------------
 
 fn sim_child(clip: &Path) -> Result<(), BoxError> {
@@ -271,7 +214,7 @@ impl SimChild {
     }
 
     fn cpu_ticks(&self) -> u64 {
-        cpu_ticks(&format!("/proc/{}/stat", self.child.id())).unwrap_or(0)
+        cpu_ticks(self.child.id())
     }
 }
 
@@ -283,40 +226,6 @@ impl Drop for SimChild {
 }
 
 // --- measuring ---------------------------------------------------------------------------
-
-/// utime + stime (clock ticks) from a `/proc/…/stat` file.
-fn cpu_ticks(stat_path: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(stat_path).ok()?;
-    // The command name may contain spaces; fields are counted after its closing parenthesis.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn camera_id(n: usize) -> GbId {
     // 20 digits: centre 34010000, industry 00, type 132 (IPC), network 0, serial n.
@@ -654,7 +563,7 @@ async fn run_ours(
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let cpu0 = cpu_ticks("/proc/self/stat").unwrap_or(0);
+    let cpu0 = cpu_ticks(std::process::id());
     let sim_cpu0 = sim.cpu_ticks();
     let bytes0 = dir_bytes(scratch);
     let recv0 = received.load(Ordering::Relaxed);
@@ -664,10 +573,10 @@ async fn run_ours(
     let sent1 = sim.sent()?;
     let recv1 = received.load(Ordering::Relaxed);
     let window_s = t0.elapsed().as_secs_f64();
-    let cpu1 = cpu_ticks("/proc/self/stat").unwrap_or(0);
+    let cpu1 = cpu_ticks(std::process::id());
     let sim_cpu1 = sim.cpu_ticks();
     let bytes1 = dir_bytes(scratch);
-    let rss = rss_mib();
+    let rss = rss_mib(std::process::id());
     let mut lag: Vec<i64> = lags.iter().map(|l| l.load(Ordering::Relaxed)).collect();
     lag.sort_unstable();
 
@@ -738,7 +647,7 @@ async fn run_ffmpeg(
     }
     // ffmpeg probes the stream before writing (analyzeduration 5 s by default).
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let stat = |c: &Child| cpu_ticks(&format!("/proc/{}/stat", c.id())).unwrap_or(0);
+    let stat = |c: &Child| cpu_ticks(c.id());
     let cpu0: u64 = children.iter().map(stat).sum();
     let sim_cpu0 = sim.cpu_ticks();
     let bytes0 = dir_bytes(scratch);
@@ -773,18 +682,6 @@ async fn run_ffmpeg(
         bytes_written: bytes1.saturating_sub(bytes0),
         lag_ms: None,
     })
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn clear_dir(dir: &Path) -> std::io::Result<()> {
@@ -823,7 +720,7 @@ fn print_step(label: &str, n: usize, s: &Step) {
 }
 
 async fn run(options: Options) -> Result<(), BoxError> {
-    let clip_path = ensure_clip(options.resolution)?;
+    let clip_path = ensure_clip("rtsp-load", options.resolution)?;
     let clip = Clip::from_annex_b(VideoCodec::H264, &std::fs::read(&clip_path)?, FPS)?;
     let ticks = clock_ticks_per_second();
     let scratch = tempfile::tempdir_in(target_dir()?)?;

@@ -18,8 +18,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
+use support::gst_server::GstServer;
 use support::video::{
-    fast_recording, ms, read_stream, recorder, rfc3339, wait_for, wait_recording, GstServer,
+    fast_recording, ms, read_stream, recorder, rfc3339, wait_for, wait_recording,
 };
 use support::{Client, Env};
 use vigil_store::testing::ffprobe;
@@ -77,9 +78,21 @@ fn cameras_are_tested_recorded_exported_and_watched() {
 
     // Filing runs the access test.
     let creds = Some(("admin", PASSWORD));
-    let h264 = file_camera(&as_integrator, "东门 H.264", &gst.url(creds, "/h264"));
-    let h265 = file_camera(&as_integrator, "西门 H.265", &gst.url(creds, "/h265"));
-    let small = file_camera(&as_integrator, "后门 360p", &gst.url(creds, "/h264-small"));
+    let h264 = file_camera(
+        &as_integrator,
+        "东门 H.264",
+        &gst.url_with_credentials(creds, "/h264"),
+    );
+    let h265 = file_camera(
+        &as_integrator,
+        "西门 H.265",
+        &gst.url_with_credentials(creds, "/h265"),
+    );
+    let small = file_camera(
+        &as_integrator,
+        "后门 360p",
+        &gst.url_with_credentials(creds, "/h264-small"),
+    );
     let id = |c: &serde_json::Value| c["record"]["id"].as_str().unwrap().to_owned();
     let (c264, c265, csmall) = (id(&h264), id(&h265), id(&small));
     for (cam, codec) in [(&h264, "h264"), (&h265, "h265")] {
@@ -94,7 +107,7 @@ fn cameras_are_tested_recorded_exported_and_watched() {
         assert!((24.0..=26.0).contains(&fps), "{fps}");
         assert_eq!(
             r["rtsp_url"],
-            gst.url(None, if codec == "h264" { "/h264" } else { "/h265" })
+            gst.url(if codec == "h264" { "/h264" } else { "/h265" })
         );
     }
     assert_eq!(small["record"]["acceptance"], "rejected", "{small}");
@@ -147,7 +160,7 @@ fn cameras_are_tested_recorded_exported_and_watched() {
     let wrong = file_camera(
         &as_integrator,
         "错误密码",
-        &gst.url(Some(("admin", "not-the-password")), "/h264"),
+        &gst.url_with_credentials(Some(("admin", "not-the-password")), "/h264"),
     );
     let cwrong = id(&wrong);
     assert_eq!(wrong["record"]["acceptance"], "rejected");
@@ -277,12 +290,32 @@ fn cameras_are_tested_recorded_exported_and_watched() {
     );
     assert_eq!((fresh.status, fresh.body.len()), (206, 10));
 
-    // H.265 too.
+    // H.265 too, over 3 s of its own first run (its encoder, x265 on a busy 2-core machine,
+    // may have started later than the H.264 one).
+    let run265 = wait_for("4.5 s of H.265 recorded", Duration::from_secs(20), || {
+        let list = as_operator
+            .get(&format!(
+                "/api/v1/cameras/{c265}/recordings?from={}",
+                rfc3339(since - 60_000)
+            ))
+            .expect(200)
+            .json();
+        let run = &list["runs"][0];
+        let (Some(start), Some(end)) = (run["start"].as_str(), run["end"].as_str()) else {
+            return Err(list.to_string());
+        };
+        let (start, end) = (ms(start), ms(end));
+        if end - start >= 4500 {
+            Ok(start)
+        } else {
+            Err(list.to_string())
+        }
+    });
     let export265 = as_operator
         .get(&format!(
             "/api/v1/cameras/{c265}/recording.mp4?start={}&end={}",
-            rfc3339(start),
-            rfc3339(end)
+            rfc3339(run265 + 1500),
+            rfc3339(run265 + 4500)
         ))
         .expect(200);
     let file = env.path("h265.mp4");

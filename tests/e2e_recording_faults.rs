@@ -11,60 +11,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::mount::Mount;
 use support::video::{
     catalogue, fast_recording, ms, recorder, rfc3339, segment_files, verify_segment, wait_for,
 };
 use support::{Client, Env};
 use tokio_util::sync::CancellationToken;
 use vigil_sim::rtsp::{DemoClip, Fault, SimServer, Stream};
-
-/// A mount undone when dropped.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn run(args: &[&str], target: &Path) {
-        let out = Command::new("mount")
-            .args(args)
-            .arg(target)
-            .output()
-            .expect("the `mount` command is required for this test");
-        assert!(
-            out.status.success(),
-            "mount {args:?} {} failed (this test needs root / CAP_SYS_ADMIN): {}",
-            target.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn tmpfs(target: &Path, size: &str) -> Mount {
-        std::fs::create_dir_all(target).unwrap();
-        Mount::run(
-            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"],
-            target,
-        );
-        Mount(target.to_owned())
-    }
-
-    /// Makes `target` read-only from now on by mounting a read-only view of it over it. Files
-    /// already open keep writing to the directory underneath (as after a `chmod`); what is
-    /// created from now on is refused with EROFS.
-    fn read_only_over(target: &Path) -> Mount {
-        Mount::run(&["--bind", target.to_str().unwrap()], target);
-        Mount::run(&["-o", "remount,ro,bind"], target);
-        Mount(target.to_owned())
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 /// The cameras: ID, name, what the camera does, and what its state must say.
 struct Case {

@@ -12,6 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod dataset;
+pub mod gst_server;
+pub mod mount;
 pub mod video;
 
 /// The binary under test.

@@ -3,10 +3,9 @@
 //! checking a stopped (or killed) daemon's store against its index offline.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vigil_core::id::GbId;
@@ -34,66 +33,6 @@ pub fn fast_recording(segment_secs: u64) -> String {
          [recording.access_test]\n\
          seconds = 2\n"
     )
-}
-
-/// `tests/support/rtsp_server.py` (gst-rtsp-server, run with Debian's python3), killed on
-/// drop.
-pub struct GstServer {
-    child: Child,
-    pub port: u16,
-}
-
-impl GstServer {
-    /// Starts the server with `args` and waits for `READY <port>`. Panics with a clear message
-    /// when GStreamer or its Python bindings are missing (`scripts/ensure-test-deps`).
-    pub fn start(args: &[&str]) -> GstServer {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/support/rtsp_server.py"
-        );
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run /usr/bin/python3 ({e}); run scripts/ensure-test-deps")
-            });
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        let read = BufReader::new(stdout).read_line(&mut line);
-        let port = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse().ok());
-        match (read, port) {
-            (Ok(_), Some(port)) => GstServer { child, port },
-            _ => {
-                let _ = child.kill();
-                let stderr = child
-                    .wait_with_output()
-                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                    .unwrap_or_default();
-                panic!(
-                    "the GStreamer RTSP server did not start (got {line:?}); install the test \
-                     tools with scripts/ensure-test-deps. Its stderr:\n{stderr}"
-                );
-            }
-        }
-    }
-
-    /// `rtsp://[user:password@]127.0.0.1:<port><path>`.
-    pub fn url(&self, credentials: Option<(&str, &str)>, path: &str) -> String {
-        let auth = credentials.map_or(String::new(), |(u, p)| format!("{u}:{p}@"));
-        format!("rtsp://{auth}127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for GstServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The wall clock in milliseconds.

@@ -15,6 +15,7 @@ use vigil_rtsp::{
 };
 use vigil_store::SourceEvent;
 
+use support::gst_server::GstServer;
 use support::*;
 
 /// Pulls `path` until two key frames arrived; checks codec, size, key frames and the state.

@@ -10,8 +10,11 @@
 //! These need `mount`/`umount` and CAP_SYS_ADMIN; without them they fail with a message
 //! saying so (they do not skip).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "../../../tests/support/mount.rs"]
+#[allow(dead_code)] // shared with the daemon's fault test, which uses the rest
+mod mount;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,60 +24,12 @@ use vigil_index::{Index, SegmentRecord, SegmentState};
 use vigil_store::testing::{ffprobe, Clip, ClipFeed};
 use vigil_store::{scan, RecorderStatus, SourceEvent, Store, StoreConfig};
 
+use mount::Mount;
+
 const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 
 fn cam(n: u32) -> GbId {
     GbId::parse(&format!("3401000000132{n:07}")).unwrap()
-}
-
-/// A mount that is undone when dropped.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn run(args: &[&str], target: &Path) {
-        let out = Command::new("mount")
-            .args(args)
-            .arg(target)
-            .output()
-            .expect("the `mount` command is required for the fault tests");
-        assert!(
-            out.status.success(),
-            "mount {args:?} {} failed (these tests need root / CAP_SYS_ADMIN): {}",
-            target.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn tmpfs(target: &Path, size: &str) -> Mount {
-        std::fs::create_dir_all(target).unwrap();
-        Mount::run(
-            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"],
-            target,
-        );
-        Mount(target.to_owned())
-    }
-
-    fn bind(target: &Path) -> Mount {
-        std::fs::create_dir_all(target).unwrap();
-        let t = target.to_str().unwrap();
-        Mount::run(&["--bind", t], target);
-        Mount(target.to_owned())
-    }
-
-    fn set_read_only(&self, ro: bool) {
-        let opts = if ro {
-            "remount,ro,bind"
-        } else {
-            "remount,rw,bind"
-        };
-        Mount::run(&["-o", opts], &self.0);
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 fn open_store(dir: &Path, f: impl FnOnce(&mut StoreConfig)) -> Store {

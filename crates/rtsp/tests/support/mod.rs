@@ -3,8 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "../../../../tests/support/gst_server.rs"]
+pub mod gst_server;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,65 +19,6 @@ use vigil_store::SourceEvent;
 /// GStreamer tests encode live video; one at a time keeps a 2-core machine from starving
 /// the encoders (and turning a slow machine into false stalls).
 pub static GSTREAMER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// `tests/support/rtsp_server.py` (gst-rtsp-server), killed on drop.
-pub struct GstServer {
-    child: Child,
-    pub port: u16,
-}
-
-impl GstServer {
-    /// Starts the server with extra arguments and waits for `READY <port>`. Panics with a
-    /// clear message when GStreamer or its Python bindings are missing (the test script
-    /// installs them: scripts/ensure-test-deps).
-    pub fn start(args: &[&str]) -> GstServer {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/support/rtsp_server.py"
-        );
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run /usr/bin/python3 ({e}); run scripts/ensure-test-deps")
-            });
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        // READY comes within a second or two; a missing GStreamer module exits at once.
-        let read = BufReader::new(stdout).read_line(&mut line);
-        let port = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse().ok());
-        match (read, port) {
-            (Ok(_), Some(port)) => GstServer { child, port },
-            _ => {
-                let _ = child.kill();
-                let output = child.wait_with_output();
-                let stderr = output
-                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                    .unwrap_or_default();
-                panic!(
-                    "the GStreamer RTSP server did not start (got {line:?}); install the test \
-                     tools with scripts/ensure-test-deps. Its stderr:\n{stderr}"
-                );
-            }
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("rtsp://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for GstServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A simulated camera server serving `clip` with `fault` at `/cam`.
 pub async fn sim(clip: DemoClip, fault: Fault) -> SimServer {
