@@ -242,46 +242,19 @@ fn free_udp_port() -> u16 {
         .expect("a free port")
 }
 
+#[path = "support/gb28181_rs_feed.rs"]
+mod feed;
+
 mod interop {
+    use super::feed::feed;
     use super::*;
     use gb28181_rs::config::Transport as DevTransport;
     use gb28181_rs::mock::MockFrameHub;
-    use gb28181_rs::{AccessUnit, Gb28181Config, Gb28181Server, Nalu};
-    use vigil_media::nal::AvccNals;
+    use gb28181_rs::{Gb28181Config, Gb28181Server};
 
     /// gb28181-rs lists the device itself as its only catalog item (crates/gb28181/testdata/
     /// interop): that is the channel.
     const DEVICE: &str = "34020000001320000101";
-
-    /// Feeds the clip into the device's frame hub at 25 fps, as a camera would.
-    fn feed(hub: Arc<MockFrameHub>, clip: GbClip) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(40));
-            for n in 0.. {
-                tick.tick().await;
-                let f = &clip.frames[n % clip.frames.len()];
-                let nalus = AvccNals::new(&f.data)
-                    .filter_map(Result::ok)
-                    .map(|nal| {
-                        let t = nal[0] & 0x1f;
-                        Nalu {
-                            nalu_type: t,
-                            data: nal.to_vec(),
-                            is_idr: t == 5,
-                            is_sps: t == 7,
-                            is_pps: t == 8,
-                            is_aud: t == 9,
-                        }
-                    })
-                    .collect();
-                hub.write(AccessUnit {
-                    nalus,
-                    timestamp: std::time::Instant::now(),
-                    is_key_frame: f.is_key,
-                });
-            }
-        })
-    }
 
     #[test]
     fn a_third_party_device_is_filed_followed_recorded_and_exported() {

@@ -6,6 +6,8 @@
 
 use std::time::Instant;
 
+use vigil_core::time::Timestamp;
+
 /// The current time as seen by the caller: monotonic for deadlines, wall clock for `Date`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Now {
@@ -22,28 +24,13 @@ impl Now {
     }
 }
 
-/// Civil date (proleptic Gregorian) for days since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    // Shift the epoch to 0000-03-01 so that leap days fall at the end of a 400-year era.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// Formats a GB/T 28181 `Date` header value, `YYYY-MM-DDTHH:MM:SS.mmm` in the local time given
 /// by `utc_offset_minutes` (China Standard Time is +480), as in vectors 02 and 04.
 pub fn format_gb_date(unix_ms: i64, utc_offset_minutes: i32) -> String {
     let local = unix_ms + i64::from(utc_offset_minutes) * 60_000;
-    let days = local.div_euclid(86_400_000);
+    let date = Timestamp::from_millis(local).date();
+    let (y, mo, d) = (date.year(), date.month(), date.day());
     let ms_of_day = local.rem_euclid(86_400_000);
-    let (y, mo, d) = civil_from_days(days);
     let h = ms_of_day / 3_600_000;
     let mi = ms_of_day / 60_000 % 60;
     let s = ms_of_day / 1000 % 60;

@@ -6,17 +6,19 @@
 //! real store (`vigil_store::Store` recorder, then its export), checked the same way.
 
 mod common;
+#[path = "../../../tests/support/gb28181_rs_feed.rs"]
+mod feed;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use feed::feed;
 use gb28181_rs::config::Transport as DevTransport;
 use gb28181_rs::mock::MockFrameHub;
-use gb28181_rs::{AccessUnit, Gb28181Config, Gb28181Server, Nalu};
+use gb28181_rs::{Gb28181Config, Gb28181Server};
 use vigil_gb28181::catalog::{Completion, ItemKind};
 use vigil_gb28181::server::{ChannelKey, GbEvent, MediaState, RecordingMode, TransportPreference};
-use vigil_media::nal::AvccNals;
 use vigil_media::VideoCodec;
 use vigil_sim::gb::GbClip;
 
@@ -30,36 +32,6 @@ fn free_udp_port() -> u16 {
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
         .unwrap()
-}
-
-/// Feeds the clip into the device's frame hub at 25 fps (in real time, as a camera would).
-fn feed(hub: Arc<MockFrameHub>, clip: GbClip) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(40));
-        for n in 0.. {
-            tick.tick().await;
-            let f = &clip.frames[n % clip.frames.len()];
-            let nalus = AvccNals::new(&f.data)
-                .filter_map(Result::ok)
-                .map(|nal| {
-                    let t = nal[0] & 0x1f;
-                    Nalu {
-                        nalu_type: t,
-                        data: nal.to_vec(),
-                        is_idr: t == 5,
-                        is_sps: t == 7,
-                        is_pps: t == 8,
-                        is_aud: t == 9,
-                    }
-                })
-                .collect();
-            hub.write(AccessUnit {
-                nalus,
-                timestamp: std::time::Instant::now(),
-                is_key_frame: f.is_key,
-            });
-        }
-    })
 }
 
 async fn third_party_device_streams(codec: VideoCodec, media: TransportPreference) {
