@@ -34,6 +34,36 @@ pub fn json<T: Serialize>(value: &T) -> Option<serde_json::Value> {
     serde_json::to_value(value).ok()
 }
 
+/// An insert-or-update (`PUT` of a whole record): `create` when there was no record before,
+/// `update` otherwise, each with its own action (`grid.create` / `grid.update`).
+pub struct Upsert<'a, T> {
+    pub actor: String,
+    pub create: &'static str,
+    pub update: &'static str,
+    pub target: String,
+    pub before: Option<&'a T>,
+    pub after: &'a T,
+}
+
+impl<T: Serialize> Upsert<'_, T> {
+    /// Appends the entry at `at`; returns whether the record was created.
+    pub fn append(self, index: &Index, at: Timestamp) -> Result<bool, Problem> {
+        let created = self.before.is_none();
+        append(
+            index,
+            at,
+            Change {
+                actor: self.actor,
+                action: if created { self.create } else { self.update },
+                target: self.target,
+                before: self.before.and_then(json),
+                after: json(self.after),
+            },
+        )?;
+        Ok(created)
+    }
+}
+
 /// Appends `change` at `at`.
 pub fn append(index: &Index, at: Timestamp, change: Change) -> Result<(), Problem> {
     let Change {

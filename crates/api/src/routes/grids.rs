@@ -150,30 +150,22 @@ async fn put_grid(
     let now = state.now();
     state
         .blocking(move |index| {
-            let before = index.grid(&code)?;
+            let before = index.grid(&code)?.map(|g| GridRow::from_grid(&g));
             index.put_grid(grid.clone())?;
             let row = GridRow::from_grid(&grid);
-            audit::append(
-                index,
-                now,
-                Change {
-                    actor: caller.actor(),
-                    action: if before.is_some() {
-                        "grid.update"
-                    } else {
-                        "grid.create"
-                    },
-                    target: code.to_string(),
-                    before: before
-                        .as_ref()
-                        .and_then(|g| audit::json(&GridRow::from_grid(g))),
-                    after: audit::json(&row),
-                },
-            )?;
-            let status = if before.is_some() {
-                StatusCode::OK
-            } else {
+            let created = audit::Upsert {
+                actor: caller.actor(),
+                create: "grid.create",
+                update: "grid.update",
+                target: code.to_string(),
+                before: before.as_ref(),
+                after: &row,
+            }
+            .append(index, now)?;
+            let status = if created {
                 StatusCode::CREATED
+            } else {
+                StatusCode::OK
             };
             Ok((status, Json(row)))
         })

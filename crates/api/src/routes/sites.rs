@@ -164,30 +164,22 @@ async fn put_site(
     let now = state.now();
     state
         .blocking(move |index| {
-            let before = index.site(&id)?;
+            let before = index.site(&id)?.map(|s| SiteRow::from_site(&s));
             index.put_site(site.clone())?;
             let row = SiteRow::from_site(&site);
-            audit::append(
-                index,
-                now,
-                Change {
-                    actor: caller.actor(),
-                    action: if before.is_some() {
-                        "site.update"
-                    } else {
-                        "site.create"
-                    },
-                    target: id.to_string(),
-                    before: before
-                        .as_ref()
-                        .and_then(|s| audit::json(&SiteRow::from_site(s))),
-                    after: audit::json(&row),
-                },
-            )?;
-            let status = if before.is_some() {
-                StatusCode::OK
-            } else {
+            let created = audit::Upsert {
+                actor: caller.actor(),
+                create: "site.create",
+                update: "site.update",
+                target: id.to_string(),
+                before: before.as_ref(),
+                after: &row,
+            }
+            .append(index, now)?;
+            let status = if created {
                 StatusCode::CREATED
+            } else {
+                StatusCode::OK
             };
             Ok((status, Json(row)))
         })
